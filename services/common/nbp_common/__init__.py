@@ -1,0 +1,1 @@
+"""What the notebook-platform services share."""
