@@ -1,0 +1,70 @@
+"""API building blocks every service uses the same way: ids, pagination, list answers, text fields."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Query, Response
+from pydantic import AfterValidator
+
+MAX_ID = 2**63 - 1
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+MAX_OFFSET = 2**31 - 1
+
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="The record's id, a positive integer.")]
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold U+0000; refusing it here names the field instead of failing in the driver.
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (U+0000)")
+    return value
+
+
+# A string a PostgreSQL text column accepts; give it a length with ``Annotated[SafeStr, Field(...)]``.
+SafeStr = Annotated[str, AfterValidator(_no_nul)]
+
+
+def _json_no_nul(value: Any) -> Any:
+    # JSONB refuses "\u0000" anywhere in a document, keys included.
+    if isinstance(value, str):
+        _no_nul(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key)
+            _json_no_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            _json_no_nul(item)
+    return value
+
+
+def json_storable(value: Any) -> Any:
+    return _json_no_nul(value)
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    offset: int
+
+
+def page_params(
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description=f"At most {MAX_LIMIT} items.")
+    ] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> Page:
+    return Page(limit=limit, offset=offset)
+
+
+PageDep = Annotated[Page, Depends(page_params)]
+
+
+def with_total(response: Response, total: int, items: Sequence[Any]) -> Sequence[Any]:
+    """List endpoints answer a bare JSON array (as the seed did) and the total in ``X-Total-Count``."""
+    response.headers["X-Total-Count"] = str(total)
+    return items

@@ -1,0 +1,67 @@
+"""The command line every service image runs: ``nbp-<service> serve|migrate|downgrade|current``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from nbp_common import migrations
+from nbp_common.app import ServiceSpec, create_app
+from nbp_common.observability import configure_logging
+from nbp_common.settings import Settings
+
+
+async def _schema_state(settings: Settings, trees: Sequence[migrations.MigrationTree]) -> list[str]:
+    engine = create_async_engine(settings.sqlalchemy_url)
+    problems = []
+    try:
+        for tree in trees:
+            try:
+                await migrations.check_at_head(engine, tree)
+            except migrations.SchemaBehind as exc:
+                problems.append(str(exc))
+    finally:
+        await engine.dispose()
+    return problems
+
+
+def ensure_schemas_at_head(settings: Settings, specs: Sequence[ServiceSpec]) -> None:
+    """Refuse to start, saying which command to run, when a schema is not at this code's head."""
+    problems = asyncio.run(_schema_state(settings, [spec.migrations for spec in specs]))
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def run_cli(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=f"nbp-{spec.name}", description=spec.description)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=spec.default_port)
+    migrate = commands.add_parser("migrate", help="upgrade the service's schema (default: to head)")
+    migrate.add_argument("revision", nargs="?", default="head")
+    down = commands.add_parser("downgrade", help="downgrade the service's schema (base removes its tables)")
+    down.add_argument("revision")
+    commands.add_parser("current", help="print the schema's revision and the code's head")
+    args = parser.parse_args(argv)
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    tree = spec.migrations
+    if args.command == "migrate":
+        migrations.upgrade(tree, settings.sqlalchemy_url, args.revision)
+    elif args.command == "downgrade":
+        migrations.downgrade(tree, settings.sqlalchemy_url, args.revision)
+    elif args.command == "current":
+        problems = asyncio.run(_schema_state(settings, [tree]))
+        print(problems[0] if problems else f"{tree.schema}: at head {migrations.head_revision(tree)}")
+    else:
+        ensure_schemas_at_head(settings, [spec])
+        uvicorn.run(create_app([spec], settings), host=args.host, port=args.port, log_config=None)

@@ -1,0 +1,59 @@
+"""Settings read from the environment (prefix ``NBP_``), shared by every service."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+
+class Settings(BaseSettings):
+    """What a service process needs to know about its surroundings.
+
+    The database is either one URL (``NBP_DATABASE_URL``) or its parts (``NBP_DB_HOST`` ...), the form
+    Kubernetes secrets provide; the parts are assembled into an asyncpg URL so passwords need no quoting.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="NBP_", extra="ignore")
+
+    database_url: str | None = None
+    db_host: str = "127.0.0.1"
+    db_port: int = 5432
+    db_name: str = "notebook_manager"
+    db_user: str = "postgres"
+    db_password: str | None = None
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    # Where the other services publish their OpenAPI documents, so that one service's /docs shows all.
+    openapi_peers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("openapi_peers", mode="before")
+    @classmethod
+    def _split_peers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @cached_property
+    def sqlalchemy_url(self) -> URL:
+        """The asyncpg URL of the database, from ``database_url`` or from the parts."""
+        if self.database_url:
+            url = make_url(self.database_url)
+            if url.drivername in ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg"):
+                url = url.set(drivername="postgresql+asyncpg")
+            return url
+        return URL.create(
+            "postgresql+asyncpg",
+            username=self.db_user,
+            password=self.db_password,
+            host=self.db_host,
+            port=self.db_port,
+            database=self.db_name,
+        )

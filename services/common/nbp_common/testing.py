@@ -1,0 +1,105 @@
+"""Pytest fixtures for every service's tests: a real PostgreSQL, one fresh database per test.
+
+PostgreSQL comes from ``NBP_TEST_DATABASE_URL`` (a maintenance database on any server) or, by default,
+an embedded server from the ``pgserver`` package started once per test session. A template database is
+migrated once; each test gets ``CREATE DATABASE ... TEMPLATE`` of it, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy.engine import URL, make_url
+
+from nbp_common import migrations
+from nbp_common.app import ServiceSpec, create_app
+from nbp_common.settings import Settings
+
+
+def asyncpg_dsn(url: URL) -> str:
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[URL]:
+    """The maintenance database of a running PostgreSQL server, as an asyncpg URL."""
+    external = os.environ.get("NBP_TEST_DATABASE_URL")
+    if external:
+        yield make_url(external).set(drivername="postgresql+asyncpg")
+        return
+    try:
+        import pgserver
+    except ImportError as exc:  # a broken install must fail loudly, never skip
+        raise RuntimeError(
+            "the pgserver package is missing: run `make venv` (it is in the dev group)"
+        ) from exc
+    pgdata = Path(tempfile.mkdtemp(prefix="nbp-test-pg-"))
+    # pgserver stops the server and deletes its data when this process exits.
+    server = pgserver.get_server(pgdata, cleanup_mode="delete")
+    yield make_url(server.get_uri()).set(drivername="postgresql+asyncpg")
+
+
+@pytest.fixture(scope="session")
+def service_specs() -> Sequence[ServiceSpec]:
+    """Overridden by the repository's root conftest with every service's spec."""
+    raise RuntimeError("define a `service_specs` fixture listing the services under test")
+
+
+@pytest.fixture(scope="session")
+def template_database(pg_admin_url: URL, service_specs: Sequence[ServiceSpec]) -> Iterator[str]:
+    name = f"nbp_template_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_execute(pg_admin_url, f'CREATE DATABASE "{name}"'))
+    url = pg_admin_url.set(database=name)
+    for spec in service_specs:
+        migrations.upgrade(spec.migrations, url)
+    yield name
+    asyncio.run(_execute(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _execute(admin_url: URL, sql: str) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(admin_url))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def database_url(pg_admin_url: URL, template_database: str) -> AsyncIterator[URL]:
+    """A database of this test's own, migrated to head."""
+    name = f"nbp_test_{uuid.uuid4().hex[:12]}"
+    await _execute(pg_admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    yield pg_admin_url.set(database=name)
+    await _execute(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def empty_database_url(pg_admin_url: URL) -> AsyncIterator[URL]:
+    """A database with nothing in it, for migration tests."""
+    name = f"nbp_empty_{uuid.uuid4().hex[:12]}"
+    await _execute(pg_admin_url, f'CREATE DATABASE "{name}"')
+    yield pg_admin_url.set(database=name)
+    await _execute(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def settings_for(url: URL) -> Settings:
+    return Settings(database_url=url.render_as_string(hide_password=False), log_json=False)
+
+
+@asynccontextmanager
+async def app_client(specs: Sequence[ServiceSpec], settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client of the app serving ``specs``, its lifespan (startup checks) included."""
+    app = create_app(specs, settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://nbp.test") as client:
+            yield client

@@ -1,0 +1,1 @@
+"""The execution history: the record of every run."""

@@ -1,0 +1,113 @@
+"""The history's tables, in its own schema ``history``: the seed's ``notebook_executions`` plus what a
+production record needs, the named results of each run, and the ids of the events already applied."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from nbp_common.db import schema_metadata
+from nbp_common.events import STATUSES
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Double,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+SCHEMA = "history"
+
+
+class Base(DeclarativeBase):
+    metadata = schema_metadata(SCHEMA)
+
+
+class Execution(Base):
+    __tablename__ = "notebook_executions"
+    __table_args__ = (
+        CheckConstraint("status IN (" + ", ".join(f"'{s}'" for s in STATUSES) + ")", name="status_known"),
+        # The list queries: newest first, by user, by notebook, or all.
+        Index("ix_notebook_executions_username_queued_at", "username", text("queued_at DESC")),
+        Index("ix_notebook_executions_notebook_id_queued_at", "notebook_id", text("queued_at DESC")),
+        Index("ix_notebook_executions_queued_at", text("queued_at DESC")),
+        Index(None, "status"),
+    )
+
+    # The executor's run id: one id names a run in both services. No sequence here.
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # No foreign key: the notebook lives in the registry's schema and may be deleted; the record stays.
+    notebook_id: Mapped[int | None] = mapped_column(BigInteger)
+    notebook_name: Mapped[str | None] = mapped_column(String(255))
+    username: Mapped[str] = mapped_column(String(255))
+    input_path: Mapped[str] = mapped_column(String(2048))
+    output_path: Mapped[str | None] = mapped_column(String(2048))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
+    duration_seconds: Mapped[float | None] = mapped_column(Double)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TIMESTAMP(timezone=True), server_default=func.now())
+    # What a production record adds to the seed's columns.
+    queued_at: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
+    attempt: Mapped[int] = mapped_column(Integer, server_default="1")
+    kernel_name: Mapped[str | None] = mapped_column(String(255))
+    worker: Mapped[str | None] = mapped_column(String(255))
+    input_sha256: Mapped[str | None] = mapped_column(String(64))
+    has_parameters_cell: Mapped[bool | None] = mapped_column(Boolean)
+    tags: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
+    error_cell_index: Mapped[int | None] = mapped_column(Integer)
+    error_cell_source: Mapped[str | None] = mapped_column(Text)
+    error_ename: Mapped[str | None] = mapped_column(String(255))
+    error_evalue: Mapped[str | None] = mapped_column(Text)
+    error_traceback: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(
+        TIMESTAMP(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    results: Mapped[list[ExecutionResult]] = relationship(
+        back_populates="execution", order_by="ExecutionResult.id", lazy="raise", passive_deletes=True
+    )
+
+
+class ExecutionResult(Base):
+    """A named value a notebook recorded (``nbp.record("accuracy", 0.93)``): numbers go to
+    ``value_numeric`` so that Superset can chart them; anything JSON goes to ``value_json``."""
+
+    __tablename__ = "execution_results"
+    __table_args__ = (UniqueConstraint("execution_id", "name"), Index(None, "name"))
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    execution_id: Mapped[int] = mapped_column(
+        ForeignKey(f"{SCHEMA}.notebook_executions.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    value_numeric: Mapped[float | None] = mapped_column(Double)
+    value_json: Mapped[Any | None] = mapped_column(JSONB(none_as_null=True))
+    recorded_at: Mapped[datetime] = mapped_column(TIMESTAMP(timezone=True), server_default=func.now())
+
+    execution: Mapped[Execution] = relationship(back_populates="results", lazy="raise")
+
+
+class ProcessedEvent(Base):
+    """Lifecycle events already applied, so that a redelivered event changes nothing."""
+
+    __tablename__ = "processed_events"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    execution_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(TIMESTAMP(timezone=True), server_default=func.now())

@@ -1,0 +1,79 @@
+"""The history's API models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from nbp_common.events import ErrorDetails
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ResultOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    value_numeric: float | None
+    value_json: Any | None
+    recorded_at: datetime
+
+
+class ExecutionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    notebook_id: int | None
+    notebook_name: str | None
+    username: str
+    input_path: str
+    output_path: str | None
+    parameters: dict[str, Any]
+    status: str
+    attempt: int
+    kernel_name: str | None
+    worker: str | None
+    input_sha256: str | None
+    has_parameters_cell: bool | None
+    tags: list[str]
+    queued_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_seconds: float | None
+    error_message: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ExecutionDetail(ExecutionOut):
+    error: ErrorDetails | None
+    results: list[ResultOut]
+
+
+class EventOutcome(BaseModel):
+    event_id: str
+    execution_id: int
+    outcome: Literal["applied", "stale", "duplicate"] = Field(
+        description="applied: the record changed; stale: an older state, ignored; duplicate: seen before."
+    )
+
+
+class NotebookStats(BaseModel):
+    notebook_id: int | None
+    notebook_name: str | None
+    total: int
+    completed: int
+    failed: int
+    success_rate: float | None
+    p50_duration_seconds: float | None
+    p95_duration_seconds: float | None
+
+
+class ExecutionStats(BaseModel):
+    since: datetime
+    until: datetime
+    total: int
+    by_status: dict[str, int]
+    success_rate: float | None = Field(
+        description="completed / finished runs in the window; null if none finished"
+    )
+    notebooks: list[NotebookStats]

@@ -1,0 +1,160 @@
+"""The registry's API models: what callers send and what they get back (the seed's field names)."""
+
+from __future__ import annotations
+
+import keyword
+from datetime import datetime
+from pathlib import PurePosixPath
+from typing import Annotated, Any
+
+from nbp_common.api import SafeStr, json_storable
+from nbp_common.params import ParamType
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from nbp_registry.models import NAME_LENGTH, PATH_LENGTH, USERNAME_LENGTH
+
+MAX_TAGS = 50
+MAX_PARAMETERS = 200
+
+
+def _relative_notebook_path(value: str) -> str:
+    # Lexical checks only: the file itself lives in the user's workspace, which the executor resolves
+    # (symlinks included) before anything runs.
+    if value.startswith("/") or "\\" in value:
+        raise ValueError("must be a path relative to the user's folder, with forward slashes")
+    parts = PurePosixPath(value).parts
+    if any(part in ("..", ".") for part in parts) or "//" in value:
+        raise ValueError("must not contain '.', '..' or empty segments")
+    if not value.endswith(".ipynb"):
+        raise ValueError("must name a notebook file ending in .ipynb")
+    return value
+
+
+def _identifier(value: str) -> str:
+    # Papermill injects each parameter as a Python assignment, so the name must be one.
+    if not value.isidentifier() or keyword.iskeyword(value):
+        raise ValueError("must be a valid Python identifier that is not a keyword")
+    return value
+
+
+def _strict_flag(value: Any) -> Any:
+    # The seed stored `required` as 0/1; accept those and booleans, nothing looser ("yes", "on", 2).
+    if value in (0, 1) and not isinstance(value, float):
+        return bool(value)
+    return value
+
+
+Name = Annotated[SafeStr, Field(min_length=1, max_length=NAME_LENGTH, examples=["Quarterly forecast"])]
+Description = Annotated[SafeStr, Field(max_length=10_000)]
+Username = Annotated[
+    SafeStr,
+    Field(
+        min_length=1,
+        max_length=USERNAME_LENGTH,
+        pattern=r"^\w[\w.@-]*$",
+        examples=["alice"],
+        description="Letters, digits and . _ @ -",
+    ),
+]
+NotebookPath = Annotated[
+    SafeStr,
+    AfterValidator(_relative_notebook_path),
+    Field(
+        min_length=1,
+        max_length=PATH_LENGTH,
+        examples=["forecasts/quarterly.ipynb"],
+        description="Relative to the user's workspace folder.",
+    ),
+]
+Tag = Annotated[SafeStr, Field(min_length=1, max_length=64)]
+Metadata = Annotated[dict[str, Any], AfterValidator(json_storable)]
+JsonValue = Annotated[Any, AfterValidator(json_storable)]
+ParamName = Annotated[SafeStr, Field(min_length=1, max_length=NAME_LENGTH), AfterValidator(_identifier)]
+Flag = Annotated[bool, BeforeValidator(_strict_flag), Field(strict=True)]
+Rules = Annotated[
+    dict[str, Any],
+    AfterValidator(json_storable),
+    Field(
+        examples=[{"min": 0, "max": 10}], description="Keys: min max min_length max_length pattern choices"
+    ),
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ParameterFields(Strict):
+    param_name: ParamName
+    param_type: ParamType = "str"
+    default_value: JsonValue | None = None
+    description: Description | None = None
+    required: Flag = False
+    validation_rules: Rules | None = None
+
+
+class ParameterCreate(ParameterFields):
+    notebook_id: int = Field(ge=1, le=2**63 - 1)
+
+
+class ParameterUpdate(Strict):
+    param_name: ParamName | None = None
+    param_type: ParamType | None = None
+    default_value: JsonValue | None = None
+    description: Description | None = None
+    required: Flag | None = None
+    validation_rules: Rules | None = None
+
+
+class ParameterOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    notebook_id: int
+    param_name: str
+    param_type: str
+    default_value: Any | None
+    description: str | None
+    required: bool
+    validation_rules: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class NotebookCreate(Strict):
+    name: Name
+    description: Description | None = None
+    file_path: NotebookPath
+    username: Username
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class NotebookUpdate(Strict):
+    name: Name | None = None
+    description: Description | None = None
+    file_path: NotebookPath | None = None
+    username: Username | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
+    metadata: Metadata | None = None
+
+
+class NotebookOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
+
+    id: int
+    name: str
+    description: str | None
+    file_path: str
+    username: str
+    tags: list[str]
+    metadata: dict[str, Any] = Field(validation_alias="metadata_")
+    created_at: datetime
+    updated_at: datetime
+
+
+class NotebookDetail(NotebookOut):
+    parameters: list[ParameterOut]
+
+
+BulkParameters = Annotated[list[ParameterFields], Field(min_length=1, max_length=MAX_PARAMETERS)]
