@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -103,3 +109,63 @@ async def app_client(specs: Sequence[ServiceSpec], settings: Settings) -> AsyncI
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://nbp.test") as client:
             yield client
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServiceProcess:
+    """A service running as a real process, the way its container runs it."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_process(
+    command: Sequence[str], env: dict[str, str], port: int, log: Path, *, timeout: float = 60
+) -> ServiceProcess:
+    """Start ``command`` (which serves on ``port``) with exactly ``env``, and wait until its ``/health``
+    answers."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            list(command), env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{command[0]} exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return ServiceProcess(process, url, log)
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"{command[0]} did not answer on {url} within {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+def start_service(name: str, database_url: URL, log_dir: Path, **env: str) -> ServiceProcess:
+    """``nbp-<name> serve`` on a free loopback port, over ``database_url``."""
+    port = free_port()
+    executable = Path(sys.executable).with_name(f"nbp-{name}")
+    return start_process(
+        [str(executable), "serve", "--port", str(port)],
+        {**os.environ, "NBP_DATABASE_URL": database_url.render_as_string(hide_password=False), **env},
+        port,
+        log_dir / f"{name}-{port}.log",
+    )
