@@ -137,9 +137,15 @@ class ServiceProcess:
 
 
 def start_process(
-    command: Sequence[str], env: dict[str, str], port: int, log: Path, *, timeout: float = 60
+    command: Sequence[str],
+    env: dict[str, str],
+    port: int,
+    log: Path,
+    *,
+    timeout: float = 60,
+    health_path: str = "/health",
 ) -> ServiceProcess:
-    """Start ``command`` (which serves on ``port``) with exactly ``env``, and wait until its ``/health``
+    """Start ``command`` (which serves on ``port``) with exactly ``env``, and wait until its health path
     answers."""
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -151,7 +157,7 @@ def start_process(
         if process.poll() is not None:
             raise RuntimeError(f"{command[0]} exited with {process.returncode}:\n{log.read_text()[-4000:]}")
         try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+            if httpx.get(f"{url}{health_path}", timeout=1).status_code == 200:
                 return ServiceProcess(process, url, log)
         except httpx.HTTPError:
             time.sleep(0.1)
