@@ -133,7 +133,8 @@ test: chart-test
 KIND_CLUSTER ?= nbp
 IMAGE_PREFIX ?= notebook-platform
 IMAGE_TAG    ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' $(CHART_DIR)/Chart.yaml)
-SERVICES     := registry executor history
+# The three services and Superset with Authlib (Dockerfile targets).
+IMAGES       := registry executor history superset
 HELMFILE_ENV ?= kind
 E2E_URL      ?= http://nbp.localtest.me
 
@@ -148,15 +149,15 @@ kind-up: $(KIND) ## Create the kind cluster (ingress ports 80/443 mapped to loca
 kind-down: $(KIND) ## Delete the kind cluster
 	$(KIND) delete cluster --name $(KIND_CLUSTER)
 
-images: ## Build the service images (one Dockerfile, a target per service)
+images: ## Build the images (one Dockerfile, a target per service, and Superset)
 	$(require-docker)
-	@set -e; for s in $(SERVICES); do \
+	@set -e; for s in $(IMAGES); do \
 		echo "+ docker build --target $$s -t $(IMAGE_PREFIX)/$$s:$(IMAGE_TAG) ."; \
 		DOCKER_BUILDKIT=1 docker build --target $$s -t $(IMAGE_PREFIX)/$$s:$(IMAGE_TAG) .; done
 
 kind-load: $(KIND) ## Load the images into the kind cluster
 	$(require-docker)
-	@set -e; for s in $(SERVICES); do $(KIND) load docker-image --name $(KIND_CLUSTER) $(IMAGE_PREFIX)/$$s:$(IMAGE_TAG); done
+	@set -e; for s in $(IMAGES); do $(KIND) load docker-image --name $(KIND_CLUSTER) $(IMAGE_PREFIX)/$$s:$(IMAGE_TAG); done
 
 deploy: $(HELM) $(HELMFILE) chart-files ## helmfile sync (HELMFILE_ENV=kind|production): CNPG operator, ingress-nginx, the platform
 	PATH="$(abspath $(dir $(HELM))):$$PATH" $(HELMFILE) --file helmfile.yaml --environment $(HELMFILE_ENV) sync

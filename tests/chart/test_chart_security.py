@@ -158,6 +158,12 @@ def _subchart_containers(
             superset["supersetNode"]["resources"],
         ),
         (
+            "superset worker",
+            superset["supersetWorker"]["podSecurityContext"],
+            superset["supersetWorker"]["containerSecurityContext"],
+            superset["supersetWorker"]["resources"],
+        ),
+        (
             "superset init job",
             superset["init"]["podSecurityContext"],
             superset["init"]["containerSecurityContext"],
@@ -166,7 +172,7 @@ def _subchart_containers(
     ]
 
 
-@pytest.mark.parametrize("index", range(5))
+@pytest.mark.parametrize("index", range(6))
 def test_subchart_containers_are_locked_down(values: dict[str, Any], index: int) -> None:
     name, pod, container, resources = _subchart_containers(values)[index]
     merged = {**pod, **container}

@@ -64,6 +64,8 @@ def test_no_secret_in_any_configmap(rendered: dict[str, list[dict[str, Any]]]) -
         secrets = _secret_values(docs)
         for cm in by_kind(docs, "ConfigMap"):
             for key, text in (cm.get("data") or {}).items():
+                where = f"{variant}: ConfigMap {cm['metadata']['name']}/{key}"
+                assert not (SECRET_KEY.search(key) and text), f"{where} is a secret"
                 for value in secrets:
                     assert value not in text, (
                         f"{variant}: a Secret's value appears in ConfigMap {cm['metadata']['name']}/{key}"
