@@ -167,25 +167,6 @@ cnpg.io/cluster: {{ include "nbp.db.cluster" . }}
     {{- toYaml .Values.networkPolicy.ingressController.podSelector | nindent 4 }}
 {{- end -}}
 
-{{/* Pod and container security contexts shared by the chart's own pods. */}}
-{{- define "nbp.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: {{ .uid | default 10001 }}
-runAsGroup: {{ .gid | default 10001 }}
-fsGroup: {{ .gid | default 10001 }}
-seccompProfile:
-  type: RuntimeDefault
-{{- end -}}
-
-{{- define "nbp.containerSecurityContext" -}}
-runAsNonRoot: true
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-privileged: false
-capabilities:
-  drop: [ALL]
-{{- end -}}
-
 {{/* Also read by JupyterHub by its literal name: not release-prefixed (see oidcClients above). */}}
 {{- define "nbp.workspace.claim" -}}
 {{- .Values.workspace.existingClaim | default "nbp-workspace" -}}
