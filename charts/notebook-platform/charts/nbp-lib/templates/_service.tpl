@@ -69,10 +69,14 @@ spec:
     metadata:
       labels:
         {{- toYaml (merge (dict) $labels .podLabels) | nindent 8 }}
-      {{- with .values.podAnnotations }}
       annotations:
+        # GET /metrics (Prometheus format) on the service port
+        prometheus.io/scrape: "true"
+        prometheus.io/port: "8000"
+        prometheus.io/path: /metrics
+        {{- with .values.podAnnotations }}
         {{- toYaml . | nindent 8 }}
-      {{- end }}
+        {{- end }}
     spec:
       serviceAccountName: {{ $fullname }}
       automountServiceAccountToken: false
