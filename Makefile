@@ -9,16 +9,16 @@ help:
 include $(sort $(wildcard mk/*.mk))
 
 dev: venv ## Serve every API on http://127.0.0.1:8002 over an embedded PostgreSQL (data in .nbp/)
-	$(UV) run --frozen nbp-dev
+	$(UV) run --no-sync nbp-dev
 
 migrate: venv ## Upgrade every service's schema (NBP_DATABASE_URL, or the parts NBP_DB_*)
-	$(UV) run --frozen nbp-registry migrate
-	$(UV) run --frozen nbp-history migrate
+	$(UV) run --no-sync nbp-registry migrate
+	$(UV) run --no-sync nbp-history migrate
 
 test: venv lint ## Install what is needed and run every test
-	$(UV) run --frozen pytest $(PYTEST_ARGS)
+	$(UV) run --no-sync pytest $(PYTEST_ARGS)
 
 bench: venv ## Benchmarks (not tests): ratios against named baselines
-	$(UV) run --frozen python -m bench $(BENCH)
+	$(UV) run --no-sync python -m bench $(BENCH)
 
 .PHONY: help dev migrate test bench

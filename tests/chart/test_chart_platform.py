@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from conftest import CHART_SRC, RELEASE, REPO, by_kind, containers, env_map, one
 
 SERVICES = ("registry", "executor", "history")

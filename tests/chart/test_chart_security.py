@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from conftest import by_kind, containers, pod_specs
 
 RESOURCE_KEYS = ("cpu", "memory")

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from conftest import CACHE, REPO, by_kind
 
 SCHEMAS = CACHE / "schemas"
