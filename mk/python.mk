@@ -2,7 +2,9 @@
 UV_VERSION ?= 0.13.9
 # Python 3.11 or 3.12 (the range pyproject.toml allows), whichever is found first, by its real path
 # (not a pyenv shim, which uv would not recognise as the interpreter of the existing .venv).
-PYTHON ?= $(shell for p in python3.11 python3.12; do command -v $$p >/dev/null && $$p -c 'import sys; print(sys.executable)' && break; done)
+ifndef PYTHON
+PYTHON := $(shell for p in python3.11 python3.12; do command -v $$p >/dev/null && $$p -c 'import sys; print(sys.executable)' && break; done)
+endif
 UV := .cache/uv/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_CACHE_DIR := $(CURDIR)/.cache/uv-cache
