@@ -108,11 +108,17 @@ async def test_key_rotation_new_tokens_accepted_without_restart_old_ones_until_t
                     assert await status(fresh, new_token) == 200
                 assert await status(api, old_token) == 200
 
-                # Remove it (disabled): it leaves the key set, and what it signed is refused from then on.
+                # Remove it (disabled): it leaves the key set, and what it signed is refused from then on,
+                # by a service started now and, once it fetched the key set again, by the running one
+                # (which had verified, and remembered, the old token).
                 await set_key_state(admin, old_component, enabled=False)
                 async with guarded_client(keycloak.auth_settings()) as fresh:
                     assert await status(fresh, old_token) == 401
                     assert await status(fresh, new_token) == 200
+                unknown = forged_with_unknown_key(claims_of(new_token), "not-in-the-realm")
+                assert await status(api, unknown) == 401  # an unknown kid: the key set is fetched again
+                assert await status(api, old_token) == 401
+                assert await status(api, new_token) == 200
             finally:
                 await set_key_state(admin, old_component, active=True, enabled=True)
         # The rotated key is gone again: the realm signs with its original key.

@@ -46,6 +46,9 @@ class AuthSettings(BaseSettings):
     # from the realm stops being accepted.
     oidc_jwks_max_age_seconds: float = Field(default=3600.0, gt=0)
     oidc_http_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Tokens already verified are remembered (by hash) until they expire or the key set changes, so a
+    # client's next request with the same token costs a lookup, not a signature check. 0 turns it off.
+    oidc_verified_cache_size: int = Field(default=4096, ge=0)
 
     # Service-to-service calls (client credentials), e.g. the executor calling the registry and history.
     # Token endpoint default: Keycloak's <issuer>/protocol/openid-connect/token.

@@ -8,9 +8,14 @@ at most once per ``oidc_jwks_min_refresh_seconds``, one fetch at a time however 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import hashlib
+import json
 import logging
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +72,8 @@ class JwksCache:
         self._lock = asyncio.Lock()
         self.fetches = 0
         """How many times the key set was requested (for tests and metrics)."""
+        self.generation = 0
+        """Incremented whenever the set of keys changes (what was verified before may no longer be)."""
 
     @property
     def key_ids(self) -> frozenset[str]:
@@ -76,10 +83,12 @@ class JwksCache:
     def loaded(self) -> bool:
         return bool(self._keys)
 
+    @property
+    def fresh(self) -> bool:
+        return self._loaded_at is not None and time.monotonic() - self._loaded_at < self._max_age
+
     async def get(self, kid: str) -> jwt.PyJWK | None:
-        now = time.monotonic()
-        fresh = self._loaded_at is not None and now - self._loaded_at < self._max_age
-        if kid not in self._keys or not fresh:
+        if kid not in self._keys or not self.fresh:
             await self.refresh()
         return self._keys.get(kid)
 
@@ -120,6 +129,7 @@ class JwksCache:
                 logger.info(
                     "realm keys: %d (added %s, removed %s)", len(keys), sorted(added), sorted(removed)
                 )
+                self.generation += 1
             self._keys = keys
             self._loaded_at = now
 
@@ -166,6 +176,8 @@ class TokenVerifier:
             max_age_seconds=settings.oidc_jwks_max_age_seconds,
             timeout_seconds=settings.oidc_http_timeout_seconds,
         )
+        self._verified: OrderedDict[bytes, tuple[Principal, float, int]] = OrderedDict()
+        self._verified_max = settings.oidc_verified_cache_size
         self._options: Options = {
             "verify_signature": True,
             "verify_exp": True,
@@ -188,13 +200,29 @@ class TokenVerifier:
         when unknown); the signature with that key and only that key's algorithm; ``exp``/``nbf``/``iat``
         with the leeway, ``iss``, ``aud`` containing our audience; ``typ`` Bearer (an ID token says
         ``ID``, a refresh token ``Refresh``); a ``preferred_username``.
+
+        A token that passed is remembered (by its SHA-256) until it expires, the key set changes or gets
+        old: the same token again costs a lookup. Refusals are not remembered.
         """
         if len(token) > MAX_TOKEN_LENGTH or not _JWS_COMPACT.fullmatch(token):
             raise AuthenticationError("not a compact JWS")
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
-            raise AuthenticationError(f"unreadable header: {exc}") from None
+        digest = hashlib.sha256(token.encode()).digest()
+        remembered = self._verified.get(digest)
+        if remembered is not None:
+            principal, valid_until, generation = remembered
+            if time.time() < valid_until and generation == self.jwks.generation and self.jwks.fresh:
+                self._verified.move_to_end(digest)
+                return principal
+            del self._verified[digest]
+        principal, valid_until = await self._verify(token)
+        if self._verified_max:
+            self._verified[digest] = (principal, valid_until, self.jwks.generation)
+            while len(self._verified) > self._verified_max:
+                self._verified.popitem(last=False)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float]:
+        header = _unverified_header(token)
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self._algorithms:
             raise AuthenticationError(f"algorithm {alg!r} not allowed")
@@ -220,7 +248,20 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise AuthenticationError(f"{type(exc).__name__}: {exc}") from None
-        return principal_from_claims(claims)
+        # Accepted until exp (+ leeway): the same moment the checks above would start refusing it.
+        return principal_from_claims(claims), float(claims["exp"]) + self._leeway
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header, read only to choose the key (the signature covers it; PyJWT checks it again)."""
+    segment = token.split(".", 1)[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, binascii.Error):
+        raise AuthenticationError("unreadable header") from None
+    if not isinstance(header, dict):
+        raise AuthenticationError("header is not a JSON object")
+    return header
 
 
 def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
