@@ -346,15 +346,21 @@ def settings() -> dict[str, str]:
     return values
 
 
+def fingerprint_of(text: str, values: dict[str, str]) -> str:
+    """What the database was imported from: the merged realm, the placeholder values, the version."""
+    material = text + json.dumps(values, sort_keys=True) + VERSION + str(WITH_DEV_REALM)
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def imported_fingerprint() -> str:
+    return IMPORTED_FILE.read_text().strip() if IMPORTED_FILE.exists() else ""
+
+
 def prepare_import(values: dict[str, str]) -> str:
     """Write the merged realm into the import folder; drop the database if it was imported differently."""
-    realm = realm_to_import()
-    text = json.dumps(realm, indent=2, sort_keys=True)
-    fingerprint = hashlib.sha256(
-        (text + json.dumps(values, sort_keys=True) + VERSION + str(WITH_DEV_REALM)).encode()
-    ).hexdigest()
-    imported = IMPORTED_FILE.read_text().strip() if IMPORTED_FILE.exists() else ""
-    if imported != fingerprint:
+    text = json.dumps(realm_to_import(), indent=2, sort_keys=True)
+    fingerprint = fingerprint_of(text, values)
+    if imported_fingerprint() != fingerprint:
         shutil.rmtree(HOME / "data" / "h2", ignore_errors=True)
         IMPORTED_FILE.unlink(missing_ok=True)
     import_dir = HOME / "data" / "import"
@@ -429,6 +435,12 @@ def start() -> None:
         if read_pid() is not None:
             wait()
             say(f"already running at {ISSUER}")
+            current = fingerprint_of(json.dumps(realm_to_import(), indent=2, sort_keys=True), settings())
+            if current != imported_fingerprint():
+                say(
+                    "warning: the realm files or their settings changed since this Keycloak imported them; "
+                    "`python3 scripts/keycloak.py stop` then `start` imports them again"
+                )
             return
         if port_taken():
             raise Failure(
