@@ -65,7 +65,8 @@ MIN_JAVA = 21
 MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 
 VERSION = os.environ.get("NBP_KEYCLOAK_VERSION", DEFAULT_VERSION)
-PORT = int(os.environ.get("NBP_KEYCLOAK_PORT", "8180"))
+DEFAULT_PORT = 8180
+PORT = int(os.environ.get("NBP_KEYCLOAK_PORT", str(DEFAULT_PORT)))
 START_TIMEOUT = float(os.environ.get("NBP_KEYCLOAK_START_TIMEOUT", "300"))
 WITH_DEV_REALM = os.environ.get("NBP_KEYCLOAK_DEV_REALM", "1") != "0"
 
@@ -373,9 +374,11 @@ def prepare_import(values: dict[str, str]) -> str:
 # --- the process -----------------------------------------------------------------------------------
 
 
-def read_pid() -> int | None:
+def read_state() -> tuple[int, int] | None:
+    """The pid and port of this checkout's Keycloak, if it runs."""
     try:
-        pid = int(PID_FILE.read_text().strip())
+        pid_text, _, port_text = PID_FILE.read_text().strip().partition(" ")
+        pid, port = int(pid_text), int(port_text or DEFAULT_PORT)
     except (OSError, ValueError):
         return None
     try:
@@ -383,7 +386,12 @@ def read_pid() -> int | None:
     except OSError:
         return None
     # Only a process running this checkout's Keycloak counts: a pid may have been reused since.
-    return pid if str(HOME) in cmdline else None
+    return (pid, port) if str(HOME) in cmdline else None
+
+
+def read_pid() -> int | None:
+    state = read_state()
+    return state[0] if state else None
 
 
 def answers(timeout: float = 2.0) -> bool:
@@ -432,7 +440,13 @@ def locked() -> Iterator[None]:
 
 def start() -> None:
     with locked():
-        if read_pid() is not None:
+        state = read_state()
+        if state is not None and state[1] != PORT:
+            raise Failure(
+                f"this checkout's Keycloak already runs on port {state[1]}; "
+                f"use NBP_KEYCLOAK_PORT={state[1]}, or `python3 scripts/keycloak.py stop` it first"
+            )
+        if state is not None:
             wait()
             say(f"already running at {ISSUER}")
             current = fingerprint_of(json.dumps(realm_to_import(), indent=2, sort_keys=True), settings())
@@ -478,7 +492,7 @@ def start() -> None:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # survives this script; `stop` ends it by its pid
             )
-        PID_FILE.write_text(f"{process.pid}\n")
+        PID_FILE.write_text(f"{process.pid} {PORT}\n")
         try:
             wait()
         except Failure:
