@@ -415,12 +415,17 @@ def log_tail(lines: int = 40) -> str:
         return "(no log)"
 
 
-def wait(timeout: float = START_TIMEOUT) -> None:
+def wait(timeout: float = START_TIMEOUT, process: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if answers():
             return
-        if PID_FILE.exists() and read_pid() is None:
+        # The process we just started (its command line is not Keycloak's until it has exec'd java),
+        # or the one the pid file names.
+        exited = (
+            process.poll() is not None if process is not None else PID_FILE.exists() and read_pid() is None
+        )
+        if exited:
             raise Failure(f"Keycloak exited during start; the end of {LOG_FILE}:\n{log_tail()}")
         time.sleep(1)
     raise Failure(f"Keycloak did not answer {DISCOVERY_URL} within {timeout:.0f} s; see {LOG_FILE}")
@@ -494,12 +499,38 @@ def start() -> None:
             )
         PID_FILE.write_text(f"{process.pid} {PORT}\n")
         try:
-            wait()
+            wait(process=process)
         except Failure:
-            stop_process()
+            end(process.pid)
+            PID_FILE.unlink(missing_ok=True)
             raise
         IMPORTED_FILE.write_text(fingerprint + "\n")
         say(f"up at {ISSUER} after {time.monotonic() - began:.0f} s")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by this process) counts as gone.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def end(pid: int) -> None:
+    """Stop the Keycloak this script started as ``pid``: its own process group (kc.sh and its java)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)  # kc.sh forwards it to java, which shuts down cleanly
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and alive(pid):
+        time.sleep(0.3)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)  # whatever is left of the group
 
 
 def stop_process() -> bool:
@@ -507,12 +538,7 @@ def stop_process() -> bool:
     if pid is None:
         PID_FILE.unlink(missing_ok=True)
         return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and read_pid() is not None:
-        time.sleep(0.3)
-    if read_pid() is not None:
-        os.kill(pid, signal.SIGKILL)
+    end(pid)
     PID_FILE.unlink(missing_ok=True)
     return True
 
