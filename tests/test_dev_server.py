@@ -3,6 +3,7 @@ and nothing left running after Ctrl-C. And each service alone, as its container 
 
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -74,3 +75,17 @@ def test_each_service_serves_alone_on_its_own_port(database_url: URL, tmp_path: 
     finally:
         registry.stop()
         history.stop()
+
+
+def test_without_authentication_a_service_refuses_to_listen_beyond_loopback(database_url: URL) -> None:
+    env = {
+        **os.environ,
+        "NBP_AUTH": "none",
+        "NBP_DATABASE_URL": database_url.render_as_string(hide_password=False),
+    }
+    for command in (["nbp-registry", "serve", "--host", "0.0.0.0"], ["nbp-dev", "--host", "192.0.2.1"]):
+        executable = str(Path(sys.executable).with_name(command[0]))
+        result = subprocess.run([executable, *command[1:]], env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert "NBP_AUTH=none" in result.stderr
+        assert "loopback" in result.stderr

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from nbp_common.auth import AuthSettings, install_auth
 from nbp_common.db import Database
 from nbp_common.errors import ErrorBody, error_response, install_error_handlers
 from nbp_common.migrations import MigrationTree, SchemaBehind, check_at_head
@@ -48,8 +49,13 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(specs: Sequence[ServiceSpec], settings: Settings | None = None) -> FastAPI:
-    """One FastAPI app serving ``specs``: a single service in its container, or all of them in dev."""
+def create_app(
+    specs: Sequence[ServiceSpec], settings: Settings | None = None, auth_settings: AuthSettings | None = None
+) -> FastAPI:
+    """One FastAPI app serving ``specs``: a single service in its container, or all of them in dev.
+
+    Every route but the platform's own (``/``, health, readiness, metrics, docs) needs an access token
+    (``NBP_AUTH=keycloak``), unless authentication is off for local development (``NBP_AUTH=none``)."""
     settings = settings or Settings()
     service = specs[0].name if len(specs) == 1 else "platform"
     title = f"{PLATFORM} {service}" if len(specs) == 1 else PLATFORM
@@ -68,6 +74,7 @@ def create_app(specs: Sequence[ServiceSpec], settings: Settings | None = None) -
                 yield
         finally:
             await database.dispose()
+            await authenticator.aclose()
 
     app = FastAPI(
         title=title,
@@ -81,6 +88,7 @@ def create_app(specs: Sequence[ServiceSpec], settings: Settings | None = None) -
     )
     app.state.settings = settings
     app.state.specs = tuple(specs)
+    authenticator = install_auth(app, auth_settings or AuthSettings())
     install_error_handlers(app)
     metrics = Metrics()
     app.add_middleware(ObservabilityMiddleware, metrics=metrics, service=service)

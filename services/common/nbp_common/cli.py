@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from nbp_common import migrations
 from nbp_common.app import ServiceSpec, create_app
+from nbp_common.auth import AuthSettings, InsecureBindError, assert_loopback_only
 from nbp_common.observability import configure_logging
 from nbp_common.settings import Settings
 
@@ -39,6 +40,15 @@ def ensure_schemas_at_head(settings: Settings, specs: Sequence[ServiceSpec]) -> 
         raise SystemExit(2)
 
 
+def refuse_unchecked_remote_bind(host: str) -> None:
+    """NBP_AUTH=none serves loopback only: refuse to start on any other address."""
+    try:
+        assert_loopback_only(host, AuthSettings())
+    except InsecureBindError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def run_cli(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=f"nbp-{spec.name}", description=spec.description)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -63,5 +73,6 @@ def run_cli(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
         problems = asyncio.run(_schema_state(settings, [tree]))
         print(problems[0] if problems else f"{tree.schema}: at head {migrations.head_revision(tree)}")
     else:
+        refuse_unchecked_remote_bind(args.host)
         ensure_schemas_at_head(settings, [spec])
         uvicorn.run(create_app([spec], settings), host=args.host, port=args.port, log_config=None)

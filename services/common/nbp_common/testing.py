@@ -28,6 +28,7 @@ from sqlalchemy.engine import URL, make_url
 
 from nbp_common import migrations
 from nbp_common.app import ServiceSpec, create_app
+from nbp_common.auth import AuthSettings
 from nbp_common.settings import Settings
 
 
@@ -102,9 +103,12 @@ def settings_for(url: URL) -> Settings:
 
 
 @asynccontextmanager
-async def app_client(specs: Sequence[ServiceSpec], settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process client of the app serving ``specs``, its lifespan (startup checks) included."""
-    app = create_app(specs, settings)
+async def app_client(
+    specs: Sequence[ServiceSpec], settings: Settings, auth_settings: AuthSettings | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client of the app serving ``specs``, its lifespan (startup checks) included.
+    Authentication is off (the development principal, an admin) unless ``auth_settings`` say otherwise."""
+    app = create_app(specs, settings, auth_settings or AuthSettings(auth="none"))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://nbp.test") as client:

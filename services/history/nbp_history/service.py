@@ -49,6 +49,8 @@ _ERROR_COLUMNS = {
 
 @dataclass(frozen=True)
 class ExecutionFilters:
+    # Narrows everything to one user's runs (a non-admin caller's own); None for everyone's.
+    owner: str | None = None
     username: str | None = None
     notebook_id: int | None = None
     status: str | None = None
@@ -127,6 +129,8 @@ async def record_event(session: AsyncSession, event: ExecutionEvent) -> Outcome:
 
 
 def _filtered(query: Select[Any], filters: ExecutionFilters) -> Select[Any]:
+    if filters.owner is not None:
+        query = query.where(Execution.username == filters.owner)
     if filters.username is not None:
         query = query.where(Execution.username == filters.username)
     if filters.notebook_id is not None:
@@ -153,11 +157,12 @@ async def list_executions(
     return total or 0, rows.all()
 
 
-async def get_execution(session: AsyncSession, execution_id: int) -> ExecutionDetail:
+async def get_execution(session: AsyncSession, execution_id: int, owner: str | None) -> ExecutionDetail:
+    """A run with its error and results; another user's run (``owner`` set) as if it did not exist."""
     record = await session.scalar(
         select(Execution).where(Execution.id == execution_id).options(selectinload(Execution.results))
     )
-    if record is None:
+    if record is None or (owner is not None and record.username != owner):
         raise NotFound(f"execution {execution_id} does not exist")
     error_values = {key: getattr(record, column) for key, column in _ERROR_COLUMNS.items()}
     return ExecutionDetail.model_validate(
@@ -171,8 +176,11 @@ async def get_execution(session: AsyncSession, execution_id: int) -> ExecutionDe
     )
 
 
-async def list_results(session: AsyncSession, execution_id: int) -> Sequence[ExecutionResult]:
-    if await session.get(Execution, execution_id) is None:
+async def list_results(
+    session: AsyncSession, execution_id: int, owner: str | None
+) -> Sequence[ExecutionResult]:
+    record = await session.get(Execution, execution_id)
+    if record is None or (owner is not None and record.username != owner):
         raise NotFound(f"execution {execution_id} does not exist")
     rows = await session.scalars(
         select(ExecutionResult)
@@ -191,6 +199,7 @@ async def stats(
     until: datetime | None,
     username: str | None = None,
     notebook_id: int | None = None,
+    owner: str | None = None,
 ) -> ExecutionStats:
     until = until or datetime.now(UTC)
     since = since or until - DEFAULT_WINDOW
@@ -200,6 +209,8 @@ async def stats(
     scope = [when >= since, when < until]
     if username is not None:
         scope.append(Execution.username == username)
+    if owner is not None:
+        scope.append(Execution.username == owner)
     if notebook_id is not None:
         scope.append(Execution.notebook_id == notebook_id)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import uvicorn
 from nbp_common import migrations
 from nbp_common.app import create_app
+from nbp_common.cli import refuse_unchecked_remote_bind
 from nbp_common.observability import configure_logging
 from nbp_common.settings import Settings
 from sqlalchemy.engine import make_url
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", type=Path, default=Path(".nbp/postgres"))
     args = parser.parse_args(argv)
 
+    refuse_unchecked_remote_bind(args.host)
     settings = Settings()
     configure_logging(settings.log_level, settings.log_json)
     logging.getLogger("pgserver").setLevel(logging.WARNING)  # it narrates every command at INFO

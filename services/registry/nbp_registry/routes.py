@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 from nbp_common.api import IdPath, PageDep, with_total
+from nbp_common.auth import Reader, Writer, ensure_acting_for, owner_scope
 from nbp_common.db import ReadSessionDep, SessionDep
 from nbp_common.errors import ErrorBody
 
@@ -31,9 +32,9 @@ parameters = APIRouter(prefix="/db/parameters", tags=["parameters"])
 
 
 @notebooks.post("", status_code=status.HTTP_201_CREATED, response_model=NotebookOut, responses=_409)
-async def create_notebook(body: NotebookCreate, session: SessionDep) -> Any:
+async def create_notebook(body: NotebookCreate, session: SessionDep, caller: Writer) -> Any:
     """Register a notebook (its file is relative to the user's workspace folder)."""
-    return await service.create_notebook(session, body)
+    return await service.create_notebook(session, body, caller)
 
 
 @notebooks.get("", response_model=list[NotebookOut])
@@ -41,48 +42,53 @@ async def list_notebooks(
     session: ReadSessionDep,
     page: PageDep,
     response: Response,
+    caller: Reader,
     username: Annotated[str | None, Query(max_length=255)] = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
     name: Annotated[str | None, Query(max_length=255, description="Part of the name, any case.")] = None,
 ) -> Sequence[Any]:
-    """Notebooks, oldest first; the total is in `X-Total-Count`."""
-    total, items = await service.list_notebooks(session, page, username=username, tag=tag, name=name)
+    """Notebooks, oldest first; the total is in `X-Total-Count`. Users see their own, admins all."""
+    total, items = await service.list_notebooks(
+        session, page, username=username, tag=tag, name=name, owner=owner_scope(caller)
+    )
     return with_total(response, total, items)
 
 
 @notebooks.get("/user/{username}", response_model=list[NotebookOut])
 async def list_user_notebooks(
-    username: Username, session: ReadSessionDep, page: PageDep, response: Response
+    username: Username, session: ReadSessionDep, page: PageDep, response: Response, caller: Reader
 ) -> Any:
-    """One user's notebooks."""
+    """One user's notebooks (your own; anyone's for an admin)."""
+    ensure_acting_for(caller, username)
     total, items = await service.list_notebooks(session, page, username=username)
     return with_total(response, total, items)
 
 
 @notebooks.get("/{id}", response_model=NotebookDetail, responses=_404)
-async def get_notebook(id: IdPath, session: ReadSessionDep) -> Response:
+async def get_notebook(id: IdPath, session: ReadSessionDep, caller: Reader) -> Response:
     """A notebook with its parameter definitions."""
-    return Response(await service.get_notebook_detail_json(session, id), media_type="application/json")
+    detail = await service.get_notebook_detail_json(session, id, caller)
+    return Response(detail, media_type="application/json")
 
 
 @notebooks.put("/{id}", response_model=NotebookOut, responses={**_404, **_409})
-async def update_notebook(id: IdPath, body: NotebookUpdate, session: SessionDep) -> Any:
+async def update_notebook(id: IdPath, body: NotebookUpdate, session: SessionDep, caller: Writer) -> Any:
     """Change the fields sent; the others stay."""
-    return await service.update_notebook(session, id, body)
+    return await service.update_notebook(session, id, body, caller)
 
 
 @notebooks.delete("/{id}", status_code=status.HTTP_204_NO_CONTENT, responses=_404)
-async def delete_notebook(id: IdPath, session: SessionDep) -> None:
+async def delete_notebook(id: IdPath, session: SessionDep, caller: Writer) -> None:
     """Remove a notebook and its parameters (its executions stay in the history)."""
-    await service.delete_notebook(session, id)
+    await service.delete_notebook(session, id, caller)
 
 
 @parameters.post(
     "", status_code=status.HTTP_201_CREATED, response_model=ParameterOut, responses={**_404, **_409}
 )
-async def create_parameter(body: ParameterCreate, session: SessionDep) -> Any:
+async def create_parameter(body: ParameterCreate, session: SessionDep, caller: Writer) -> Any:
     """Define a parameter of a notebook; its default must satisfy its own type and rules."""
-    return await service.create_parameter(session, body)
+    return await service.create_parameter(session, body, caller)
 
 
 @parameters.post(
@@ -91,28 +97,30 @@ async def create_parameter(body: ParameterCreate, session: SessionDep) -> Any:
     response_model=list[ParameterOut],
     responses={**_404, **_409},
 )
-async def create_parameters(notebook_id: IdPath, body: BulkParameters, session: SessionDep) -> Any:
+async def create_parameters(
+    notebook_id: IdPath, body: BulkParameters, session: SessionDep, caller: Writer
+) -> Any:
     """Define several parameters at once: all are stored, or none."""
-    return await service.create_parameters(session, notebook_id, body)
+    return await service.create_parameters(session, notebook_id, body, caller)
 
 
 @parameters.get("/notebook/{id}", response_model=list[ParameterOut], responses=_404)
-async def list_notebook_parameters(id: IdPath, session: ReadSessionDep) -> Any:
+async def list_notebook_parameters(id: IdPath, session: ReadSessionDep, caller: Reader) -> Any:
     """A notebook's parameter definitions."""
-    return await service.list_parameters(session, id)
+    return await service.list_parameters(session, id, caller)
 
 
 @parameters.get("/{id}", response_model=ParameterOut, responses=_404)
-async def get_parameter(id: IdPath, session: ReadSessionDep) -> Any:
-    return await service.get_parameter(session, id)
+async def get_parameter(id: IdPath, session: ReadSessionDep, caller: Reader) -> Any:
+    return await service.get_parameter(session, id, caller)
 
 
 @parameters.put("/{id}", response_model=ParameterOut, responses={**_404, **_409})
-async def update_parameter(id: IdPath, body: ParameterUpdate, session: SessionDep) -> Any:
+async def update_parameter(id: IdPath, body: ParameterUpdate, session: SessionDep, caller: Writer) -> Any:
     """Change the fields sent; the result must still be a consistent definition."""
-    return await service.update_parameter(session, id, body)
+    return await service.update_parameter(session, id, body, caller)
 
 
 @parameters.delete("/{id}", status_code=status.HTTP_204_NO_CONTENT, responses=_404)
-async def delete_parameter(id: IdPath, session: SessionDep) -> None:
-    await service.delete_parameter(session, id)
+async def delete_parameter(id: IdPath, session: SessionDep, caller: Writer) -> None:
+    await service.delete_parameter(session, id, caller)

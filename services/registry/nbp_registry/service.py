@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nbp_common.api import Page
+from nbp_common.auth import Principal, ensure_acting_for, owner_scope
 from nbp_common.errors import Conflict, FieldError, Invalid, NotFound, violated_constraint
 from nbp_common.params import check_definition, check_value
 from sqlalchemy import Select, func, select
@@ -73,8 +74,10 @@ def definition_errors(
 
 
 def _notebook_filters(
-    query: Select[Any], username: str | None, tag: str | None, name: str | None
+    query: Select[Any], username: str | None, tag: str | None, name: str | None, owner: str | None
 ) -> Select[Any]:
+    if owner is not None:
+        query = query.where(Notebook.username == owner)
     if username is not None:
         query = query.where(Notebook.username == username)
     if tag is not None:
@@ -92,10 +95,14 @@ async def list_notebooks(
     username: str | None = None,
     tag: str | None = None,
     name: str | None = None,
+    owner: str | None = None,
 ) -> tuple[int, Sequence[Notebook]]:
-    total = await session.scalar(_notebook_filters(select(func.count(Notebook.id)), username, tag, name))
+    """Notebooks matching the filters; ``owner`` (when not None) narrows them to one user's."""
+    total = await session.scalar(
+        _notebook_filters(select(func.count(Notebook.id)), username, tag, name, owner)
+    )
     rows = await session.scalars(
-        _notebook_filters(select(Notebook), username, tag, name)
+        _notebook_filters(select(Notebook), username, tag, name, owner)
         .order_by(Notebook.id)
         .limit(page.limit)
         .offset(page.offset)
@@ -103,10 +110,15 @@ async def list_notebooks(
     return total or 0, rows.all()
 
 
-async def get_notebook(session: AsyncSession, notebook_id: int) -> Notebook:
+async def get_notebook(
+    session: AsyncSession, notebook_id: int, principal: Principal, *, write: bool = False
+) -> Notebook:
+    """The notebook, if the caller may see it (and change it, with ``write``); else as if it did not exist."""
     notebook = await session.get(Notebook, notebook_id)
-    if notebook is None:
+    if notebook is None or not principal.may_read(notebook.username):
         raise NotFound(f"notebook {notebook_id} does not exist")
+    if write:
+        ensure_acting_for(principal, notebook.username)
     return notebook
 
 
@@ -131,21 +143,23 @@ NOTEBOOK_DETAIL_SQL = f"""
             FROM registry.notebook_parameters AS p WHERE p.notebook_id = n.id
         ), '[]'::json)
     )::text
-    FROM registry.notebooks AS n WHERE n.id = $1
+    FROM registry.notebooks AS n WHERE n.id = $1 AND ($2::text IS NULL OR n.username = $2)
 """
 
 
-async def get_notebook_detail_json(session: AsyncSession, notebook_id: int) -> str:
-    """The notebook with its parameters, as the JSON text of a ``NotebookDetail``."""
+async def get_notebook_detail_json(session: AsyncSession, notebook_id: int, principal: Principal) -> str:
+    """The notebook with its parameters, as the JSON text of a ``NotebookDetail`` (if the caller may
+    see it: another user's notebook is answered as if it did not exist)."""
     asyncpg_connection = (await (await session.connection()).get_raw_connection()).driver_connection
     assert asyncpg_connection is not None  # a pooled connection that is checked out always has one
-    body = await asyncpg_connection.fetchval(NOTEBOOK_DETAIL_SQL, notebook_id)
+    body = await asyncpg_connection.fetchval(NOTEBOOK_DETAIL_SQL, notebook_id, owner_scope(principal))
     if body is None:
         raise NotFound(f"notebook {notebook_id} does not exist")
     return str(body)
 
 
-async def create_notebook(session: AsyncSession, data: NotebookCreate) -> Notebook:
+async def create_notebook(session: AsyncSession, data: NotebookCreate, principal: Principal) -> Notebook:
+    ensure_acting_for(principal, data.username)
     values = data.model_dump()
     notebook = Notebook(**{("metadata_" if k == "metadata" else k): v for k, v in values.items()})
     session.add(notebook)
@@ -157,10 +171,14 @@ async def create_notebook(session: AsyncSession, data: NotebookCreate) -> Notebo
     return notebook
 
 
-async def update_notebook(session: AsyncSession, notebook_id: int, data: NotebookUpdate) -> Notebook:
+async def update_notebook(
+    session: AsyncSession, notebook_id: int, data: NotebookUpdate, principal: Principal
+) -> Notebook:
     changes = data.model_dump(exclude_unset=True)
     _refuse_nulls(changes)
-    notebook = await get_notebook(session, notebook_id)
+    notebook = await get_notebook(session, notebook_id, principal, write=True)
+    if "username" in changes:
+        ensure_acting_for(principal, changes["username"])
     for key, value in changes.items():
         setattr(notebook, "metadata_" if key == "metadata" else key, value)
     notebook.updated_at = func.now()  # moves even when the values sent equal the stored ones
@@ -173,8 +191,8 @@ async def update_notebook(session: AsyncSession, notebook_id: int, data: Noteboo
     return notebook
 
 
-async def delete_notebook(session: AsyncSession, notebook_id: int) -> None:
-    notebook = await get_notebook(session, notebook_id)
+async def delete_notebook(session: AsyncSession, notebook_id: int, principal: Principal) -> None:
+    notebook = await get_notebook(session, notebook_id, principal, write=True)
     await session.delete(notebook)  # its parameters go with it (ON DELETE CASCADE)
     await session.commit()
 
@@ -182,18 +200,34 @@ async def delete_notebook(session: AsyncSession, notebook_id: int) -> None:
 # Parameters
 
 
-async def list_parameters(session: AsyncSession, notebook_id: int) -> Sequence[Parameter]:
-    await get_notebook(session, notebook_id)
+async def list_parameters(
+    session: AsyncSession, notebook_id: int, principal: Principal
+) -> Sequence[Parameter]:
+    await get_notebook(session, notebook_id, principal)
     rows = await session.scalars(
         select(Parameter).where(Parameter.notebook_id == notebook_id).order_by(Parameter.id)
     )
     return rows.all()
 
 
-async def get_parameter(session: AsyncSession, parameter_id: int) -> Parameter:
-    parameter = await session.get(Parameter, parameter_id)
-    if parameter is None:
+async def get_parameter(
+    session: AsyncSession, parameter_id: int, principal: Principal, *, write: bool = False
+) -> Parameter:
+    """The parameter, if the caller may see its notebook (and change it, with ``write``)."""
+    found = (
+        await session.execute(
+            select(Parameter, Notebook.username)
+            .join(Notebook, Notebook.id == Parameter.notebook_id)
+            .where(Parameter.id == parameter_id)
+        )
+    ).one_or_none()
+    if found is None:
         raise NotFound(f"parameter {parameter_id} does not exist")
+    parameter, owner = found.tuple()
+    if not principal.may_read(owner):
+        raise NotFound(f"parameter {parameter_id} does not exist")
+    if write:
+        ensure_acting_for(principal, owner)
     return parameter
 
 
@@ -201,15 +235,17 @@ def _checked(fields: ParameterFields, prefix: str = "") -> list[FieldError]:
     return definition_errors(fields.param_type, fields.default_value, fields.validation_rules, prefix)
 
 
-async def create_parameter(session: AsyncSession, data: ParameterCreate) -> Parameter:
+async def create_parameter(session: AsyncSession, data: ParameterCreate, principal: Principal) -> Parameter:
     errors = _checked(data)
     if errors:
         raise Invalid.fields(errors)
-    if await session.get(Notebook, data.notebook_id) is None:
+    notebook = await session.get(Notebook, data.notebook_id)
+    if notebook is None or not principal.may_read(notebook.username):
         raise NotFound(
             f"notebook {data.notebook_id} does not exist",
             errors=[FieldError(field="notebook_id", rule="exists", message="no notebook has this id")],
         )
+    ensure_acting_for(principal, notebook.username)
     parameter = Parameter(**data.model_dump())
     session.add(parameter)
     try:
@@ -221,7 +257,7 @@ async def create_parameter(session: AsyncSession, data: ParameterCreate) -> Para
 
 
 async def create_parameters(
-    session: AsyncSession, notebook_id: int, items: Sequence[ParameterFields]
+    session: AsyncSession, notebook_id: int, items: Sequence[ParameterFields], principal: Principal
 ) -> Sequence[Parameter]:
     """All or nothing: one bad item and none is stored."""
     errors = [error for index, item in enumerate(items) for error in _checked(item, f"[{index}].")]
@@ -236,7 +272,7 @@ async def create_parameters(
                 errors=[FieldError(field=f"[{index}].param_name", rule="unique", message=message)],
             )
         seen[item.param_name] = index
-    await get_notebook(session, notebook_id)
+    await get_notebook(session, notebook_id, principal, write=True)
     parameters = [Parameter(notebook_id=notebook_id, **item.model_dump()) for item in items]
     session.add_all(parameters)
     try:
@@ -247,10 +283,12 @@ async def create_parameters(
     return parameters
 
 
-async def update_parameter(session: AsyncSession, parameter_id: int, data: ParameterUpdate) -> Parameter:
+async def update_parameter(
+    session: AsyncSession, parameter_id: int, data: ParameterUpdate, principal: Principal
+) -> Parameter:
     changes = data.model_dump(exclude_unset=True)
     _refuse_nulls(changes)
-    parameter = await get_parameter(session, parameter_id)
+    parameter = await get_parameter(session, parameter_id, principal, write=True)
     merged = {
         "param_type": changes.get("param_type", parameter.param_type),
         "default_value": changes.get("default_value", parameter.default_value),
@@ -271,7 +309,7 @@ async def update_parameter(session: AsyncSession, parameter_id: int, data: Param
     return parameter
 
 
-async def delete_parameter(session: AsyncSession, parameter_id: int) -> None:
-    parameter = await get_parameter(session, parameter_id)
+async def delete_parameter(session: AsyncSession, parameter_id: int, principal: Principal) -> None:
+    parameter = await get_parameter(session, parameter_id, principal, write=True)
     await session.delete(parameter)
     await session.commit()

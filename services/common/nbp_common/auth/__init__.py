@@ -10,6 +10,7 @@
 See keycloak-realm/README.md for the realm these tokens come from.
 """
 
+from nbp_common.auth.access import Administrator, Reader, Writer, ensure_acting_for, owner_scope
 from nbp_common.auth.dependencies import (
     Authenticator,
     CurrentPrincipal,
@@ -42,6 +43,7 @@ __all__ = [
     "SERVICE_ROLE",
     "USER_ROLE",
     "VIEWER_ROLE",
+    "Administrator",
     "AuthSettings",
     "AuthenticationError",
     "Authenticator",
@@ -50,16 +52,20 @@ __all__ = [
     "JwksCache",
     "KeysUnavailableError",
     "Principal",
+    "Reader",
     "ServiceTokenError",
     "ServiceTokenProvider",
     "TokenVerifier",
+    "Writer",
     "assert_loopback_only",
     "bearer_scheme",
     "current_principal",
+    "ensure_acting_for",
     "get_authenticator",
     "install_auth",
     "is_loopback_host",
     "log_auth_mode",
+    "owner_scope",
     "require_principal",
     "unauthorized",
 ]
