@@ -85,7 +85,9 @@ def test_without_authentication_a_service_refuses_to_listen_beyond_loopback(data
     }
     for command in (["nbp-registry", "serve", "--host", "0.0.0.0"], ["nbp-dev", "--host", "192.0.2.1"]):
         executable = str(Path(sys.executable).with_name(command[0]))
-        result = subprocess.run([executable, *command[1:]], env=env, capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [executable, *command[1:]], env=env, capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 2, result.stderr
         assert "NBP_AUTH=none" in result.stderr
         assert "loopback" in result.stderr
