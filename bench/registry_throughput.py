@@ -50,7 +50,7 @@ async def asyncpg_ceiling(dsn: str, notebook_id: int, seconds: float) -> Load:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
             async with pool.acquire() as conn:
-                await conn.fetchval(NOTEBOOK_DETAIL_SQL, notebook_id)
+                await conn.fetchval(NOTEBOOK_DETAIL_SQL, notebook_id, None)
             latencies.append(time.perf_counter() - started)
 
     began = time.perf_counter()

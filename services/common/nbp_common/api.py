@@ -54,7 +54,9 @@ class Page:
     offset: int
 
 
-def page_params(
+# Dependencies are ``async def`` even when they do no I/O: FastAPI runs a plain ``def`` one in a worker
+# thread, a hop that costs more than the function.
+async def page_params(
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description=f"At most {MAX_LIMIT} items.")
     ] = DEFAULT_LIMIT,

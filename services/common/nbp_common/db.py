@@ -29,9 +29,10 @@ def schema_metadata(schema: str) -> MetaData:
 class Database:
     """The engine and the two kinds of session every service uses.
 
-    Connections rest in autocommit: a read is one round trip after the pre-ping, which itself is one
-    round trip (outside a transaction asyncpg's ping needs no BEGIN/ROLLBACK around it). Sessions that
-    write switch their connection to READ COMMITTED, so their statements run in one transaction.
+    Connections rest in autocommit: a read, or a write that is one statement, is one round trip after
+    the pre-ping, which itself is one round trip (outside a transaction asyncpg's ping needs no
+    BEGIN/ROLLBACK around it). ``sessionmaker`` sessions switch their connection to READ COMMITTED, so
+    that several statements run in one transaction, all or nothing.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -45,7 +46,7 @@ class Database:
         self.sessionmaker = async_sessionmaker(
             self.engine.execution_options(isolation_level="READ COMMITTED"), expire_on_commit=False
         )
-        self.read_sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.autocommit_sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -57,12 +58,13 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session for endpoints that only read (each statement sees the latest committed data)."""
+async def get_autocommit_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session whose every statement commits on its own: for reads (each sees the latest committed
+    data) and for writes that are one statement, which PostgreSQL makes atomic by itself."""
     database: Database = request.app.state.database
-    async with database.read_sessionmaker() as session:
+    async with database.autocommit_sessionmaker() as session:
         yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
+AutocommitSessionDep = Annotated[AsyncSession, Depends(get_autocommit_session)]

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from nbp_common.api import MAX_ID, IdPath, PageDep, with_total
 from nbp_common.auth import Administrator, Reader, owner_scope
-from nbp_common.db import ReadSessionDep, SessionDep
+from nbp_common.db import AutocommitSessionDep, SessionDep
 from nbp_common.errors import ErrorBody
 from nbp_common.events import ExecutionEvent, ExecutionStatus
 
@@ -28,7 +28,7 @@ NotebookId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 @executions.get("", response_model=list[ExecutionOut])
 async def list_executions(
-    session: ReadSessionDep,
+    session: AutocommitSessionDep,
     page: PageDep,
     response: Response,
     caller: Reader,
@@ -48,7 +48,7 @@ async def list_executions(
 
 @executions.get("/stats", response_model=ExecutionStats)
 async def execution_stats(
-    session: ReadSessionDep,
+    session: AutocommitSessionDep,
     caller: Reader,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -62,7 +62,7 @@ async def execution_stats(
 
 @executions.get("/notebook/{id}", response_model=list[ExecutionOut])
 async def list_notebook_executions(
-    id: IdPath, session: ReadSessionDep, page: PageDep, response: Response, caller: Reader
+    id: IdPath, session: AutocommitSessionDep, page: PageDep, response: Response, caller: Reader
 ) -> Any:
     """One notebook's runs, newest first (kept after the notebook is deleted)."""
     filters = service.ExecutionFilters(owner=owner_scope(caller), notebook_id=id)
@@ -71,13 +71,13 @@ async def list_notebook_executions(
 
 
 @executions.get("/{id}", response_model=ExecutionDetail, responses=_404)
-async def get_execution(id: IdPath, session: ReadSessionDep, caller: Reader) -> Any:
+async def get_execution(id: IdPath, session: AutocommitSessionDep, caller: Reader) -> Any:
     """A run with its error details and recorded results."""
     return await service.get_execution(session, id, owner_scope(caller))
 
 
 @executions.get("/{id}/results", response_model=list[ResultOut], responses=_404)
-async def list_results(id: IdPath, session: ReadSessionDep, caller: Reader) -> Any:
+async def list_results(id: IdPath, session: AutocommitSessionDep, caller: Reader) -> Any:
     """The named values a run recorded."""
     return await service.list_results(session, id, owner_scope(caller))
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from nbp_common.api import IdPath, PageDep, with_total
 from nbp_common.auth import Reader, Writer, ensure_acting_for, owner_scope
-from nbp_common.db import ReadSessionDep, SessionDep
+from nbp_common.db import AutocommitSessionDep, SessionDep
 from nbp_common.errors import ErrorBody
 
 from nbp_registry import service
@@ -32,14 +32,15 @@ parameters = APIRouter(prefix="/db/parameters", tags=["parameters"])
 
 
 @notebooks.post("", status_code=status.HTTP_201_CREATED, response_model=NotebookOut, responses=_409)
-async def create_notebook(body: NotebookCreate, session: SessionDep, caller: Writer) -> Any:
+async def create_notebook(body: NotebookCreate, session: AutocommitSessionDep, caller: Writer) -> Response:
     """Register a notebook (its file is relative to the user's workspace folder)."""
-    return await service.create_notebook(session, body, caller)
+    created = await service.create_notebook_json(session, body, caller)
+    return Response(created, status_code=status.HTTP_201_CREATED, media_type="application/json")
 
 
 @notebooks.get("", response_model=list[NotebookOut])
 async def list_notebooks(
-    session: ReadSessionDep,
+    session: AutocommitSessionDep,
     page: PageDep,
     response: Response,
     caller: Reader,
@@ -56,7 +57,7 @@ async def list_notebooks(
 
 @notebooks.get("/user/{username}", response_model=list[NotebookOut])
 async def list_user_notebooks(
-    username: Username, session: ReadSessionDep, page: PageDep, response: Response, caller: Reader
+    username: Username, session: AutocommitSessionDep, page: PageDep, response: Response, caller: Reader
 ) -> Any:
     """One user's notebooks (your own; anyone's for an admin)."""
     ensure_acting_for(caller, username)
@@ -65,7 +66,7 @@ async def list_user_notebooks(
 
 
 @notebooks.get("/{id}", response_model=NotebookDetail, responses=_404)
-async def get_notebook(id: IdPath, session: ReadSessionDep, caller: Reader) -> Response:
+async def get_notebook(id: IdPath, session: AutocommitSessionDep, caller: Reader) -> Response:
     """A notebook with its parameter definitions."""
     detail = await service.get_notebook_detail_json(session, id, caller)
     return Response(detail, media_type="application/json")
@@ -105,13 +106,13 @@ async def create_parameters(
 
 
 @parameters.get("/notebook/{id}", response_model=list[ParameterOut], responses=_404)
-async def list_notebook_parameters(id: IdPath, session: ReadSessionDep, caller: Reader) -> Any:
+async def list_notebook_parameters(id: IdPath, session: AutocommitSessionDep, caller: Reader) -> Any:
     """A notebook's parameter definitions."""
     return await service.list_parameters(session, id, caller)
 
 
 @parameters.get("/{id}", response_model=ParameterOut, responses=_404)
-async def get_parameter(id: IdPath, session: ReadSessionDep, caller: Reader) -> Any:
+async def get_parameter(id: IdPath, session: AutocommitSessionDep, caller: Reader) -> Any:
     return await service.get_parameter(session, id, caller)
 
 

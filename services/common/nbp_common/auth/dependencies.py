@@ -156,7 +156,8 @@ def default_authenticator() -> Authenticator:
     return Authenticator(settings)
 
 
-def get_authenticator(request: Request) -> Authenticator:
+async def get_authenticator(request: Request) -> Authenticator:
+    # async: FastAPI would run a plain function in a worker thread, on every request.
     found = getattr(request.app.state, "nbp_authenticator", None)
     if isinstance(found, Authenticator):
         return found
