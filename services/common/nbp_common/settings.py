@@ -26,7 +26,9 @@ class Settings(BaseSettings):
     db_user: str = "postgres"
     db_password: str | None = None
     db_pool_size: int = Field(default=10, ge=1)
-    db_max_overflow: int = Field(default=10, ge=0)
+    # No overflow by default: connections opened past the pool are closed again at once, and under a
+    # burst that churn (a connect per request) costs more than waiting a moment for a pooled one.
+    db_max_overflow: int = Field(default=0, ge=0)
 
     log_level: str = "INFO"
     log_json: bool = True

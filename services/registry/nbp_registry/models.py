@@ -40,7 +40,9 @@ class Notebook(Base):
         UniqueConstraint("name", "username"),
         UniqueConstraint("file_path"),
         Index(None, "username"),
-        Index(None, "tags", postgresql_using="gin"),
+        # fastupdate off: the pending list would be merged by whichever insert fills it, a stall of
+        # hundreds of milliseconds for that one request; notebooks are written rarely, read often.
+        Index(None, "tags", postgresql_using="gin", postgresql_with={"fastupdate": "off"}),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

@@ -45,6 +45,7 @@ def upgrade() -> None:
         unique=False,
         schema="registry",
         postgresql_using="gin",
+        postgresql_with={"fastupdate": "off"},
     )
     op.create_index(op.f("ix_notebooks_username"), "notebooks", ["username"], unique=False, schema="registry")
     op.create_table(
