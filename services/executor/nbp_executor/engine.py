@@ -40,6 +40,7 @@ class Progress:
     cells_total: int = 0
     cells_done: int = 0
     current_cell: int | None = None  # index in the input notebook
+    last_cell: int | None = None  # the last cell started (where a run that stops, stopped)
     version: int = 0
 
     def bump(self) -> None:
@@ -161,13 +162,14 @@ class NotebookRun:
                 self.progress.current_cell = None
             elif not injected:
                 self.progress.current_cell = nb_index
+                self.progress.last_cell = nb_index
             self.progress.bump()
 
         await self._client.run_cells(kernel, on_cell)
 
     def _cell_error(self, exc: BaseException | None) -> ErrorDetails | None:
         """The failed cell of the executed notebook, as Papermill finds it (an error output)."""
-        index = self.progress.current_cell
+        index = self.progress.last_cell
         source = None
         if index is not None:
             nb_index = next(

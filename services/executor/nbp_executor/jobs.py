@@ -143,7 +143,7 @@ async def finish(
         if progress is not None:
             job.cells_done = progress.cells_done
             job.cells_total = progress.cells_total
-            job.current_cell = progress.current_cell if outcome.status != "completed" else None
+            job.current_cell = progress.last_cell if outcome.status != "completed" else None
         await record_transition(session, job)
         return True
 

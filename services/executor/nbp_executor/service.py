@@ -174,8 +174,9 @@ async def cancel(session: AsyncSession, run_id: int) -> Job:
     if job is None:
         raise NotFound(f"execution {run_id} does not exist")
     if job.status in TERMINAL:
+        ended = job.status
         await session.rollback()
-        raise Conflict(f"execution {run_id} has already ended ({job.status}); there is nothing to cancel")
+        raise Conflict(f"execution {run_id} has already ended ({ended}); there is nothing to cancel")
     job.cancel_requested = True
     if job.status == "queued":
         job.status = "cancelled"

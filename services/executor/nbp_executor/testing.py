@@ -14,11 +14,10 @@ import asyncpg
 import httpx
 import nbformat
 import pytest
+from nbp_common.events import TERMINAL
 from nbp_common.testing import asyncpg_dsn, free_port, served_app, settings_for
 from nbp_platform import SERVICES
 from sqlalchemy.engine import URL
-
-from nbp_common.events import TERMINAL
 
 
 def write_notebook(
