@@ -100,9 +100,6 @@ class KernelPool:
         self._tasks: set[asyncio.Task[None]] = set()  # kernels starting
         self._kills: set[asyncio.Task[None]] = set()  # used kernels being shut down
         self._closed = False
-        # Starting a kernel is CPU-bound for about a second: do it one at a time per pool so that a
-        # refill does not starve the runs in progress.
-        self._start_lock = asyncio.Semaphore(1)
 
     def _queue(self, name: str) -> asyncio.Queue[WarmKernel]:
         return self._ready.setdefault(name, asyncio.Queue())
@@ -120,10 +117,7 @@ class KernelPool:
 
     async def _fill(self, name: str) -> None:
         try:
-            async with self._start_lock:
-                if self._closed:
-                    return
-                kernel = await start_kernel(name, self.cwd, self.start_timeout)
+            kernel = await start_kernel(name, self.cwd, self.start_timeout)
             if self._closed:
                 await kernel.kill()
                 return
@@ -140,8 +134,7 @@ class KernelPool:
         while True:
             self.warm(name)
             if self.size == 0:
-                async with self._start_lock:
-                    kernel = await start_kernel(name, self.cwd, self.start_timeout)
+                kernel = await start_kernel(name, self.cwd, self.start_timeout)
             else:
                 kernel = await queue.get()
             self.warm(name)

@@ -1,5 +1,5 @@
-"""Test helpers and fixtures of the executor: the whole platform served on a real loopback port (the executor calls the
-registry and the history over HTTP, as in ``make dev``), a workspace, notebook files."""
+"""Test helpers and fixtures of the executor: the whole platform served on a real loopback port (the
+executor calls the registry and the history over HTTP, as in ``make dev``), a workspace, notebooks."""
 
 from __future__ import annotations
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,7 +17,7 @@ from nbp_executor.engine import CellTimeoutError, DeadKernelError, NotebookRun, 
 from nbp_executor.kernels import KernelPool, KernelStartError, WarmKernel
 from nbp_executor.models import Job
 from nbp_executor.settings import ExecutorSettings
-from nbp_executor.signals import Notifications
+from nbp_executor.signals import Notifications, Signal
 from nbp_executor.workspace import user_folder
 
 logger = logging.getLogger("nbp.executor.worker")
@@ -34,6 +33,12 @@ class Context:
 
 class LeaseLost(RuntimeError):
     pass
+
+
+@dataclass
+class _Lease:
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    lost: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Worker:
@@ -85,6 +90,8 @@ class Worker:
                 self.current = None
 
     async def execute(self, job: Job) -> None:
+        """From claim to ending. The lease is kept alive the whole time by a separate task, so that
+        nothing the run waits for (a kernel, the database, a slow cell) lets it expire."""
         settings = self.ctx.settings
         folder = user_folder(settings.workspace, job.username)
         input_path = folder / job.input_path
@@ -92,52 +99,45 @@ class Worker:
         run = NotebookRun(
             Path(input_path), output_ref, job.parameters, job.kernel_name, job.cell_timeout_seconds
         )
+        lease = _Lease()
+        keeper = asyncio.create_task(self._keep_lease(job, run, lease))
         try:
-            await run.prepare()
-        except Exception as exc:
-            await self._finish(job, Outcome("failed", f"the notebook could not be prepared: {exc}"), None)
-            return
-        try:
-            kernel = await self.ctx.pool.take(job.kernel_name)
-        except KernelStartError as exc:
-            await self._finish(job, Outcome("failed", str(exc)), run)
-            return
-        try:
-            outcome = await self._watch(job, run, kernel)
-        except LeaseLost:
-            logger.warning("run %s: lease lost; another executor owns it now", job.id)
-            return
+            try:
+                await run.prepare()
+            except Exception as exc:
+                await self._finish(job, Outcome("failed", f"the notebook could not be prepared: {exc}"), None)
+                return
+            try:
+                kernel = await self.ctx.pool.take(job.kernel_name)
+            except KernelStartError as exc:
+                await self._finish(job, Outcome("failed", str(exc)), run)
+                return
+            try:
+                outcome = await self._watch(job, run, kernel, lease)
+            except LeaseLost:
+                logger.warning("run %s: lease lost; another executor owns it now", job.id)
+                return
+            finally:
+                self.ctx.pool.discard(kernel)  # one kernel, one run
+            await self._finish(job, outcome, run)
         finally:
-            self.ctx.pool.discard(kernel)  # one kernel, one run
-        await self._finish(job, outcome, run)
+            keeper.cancel()
+            with contextlib.suppress(BaseException):
+                await keeper
 
-    async def _finish(self, job: Job, outcome: Outcome, run: NotebookRun | None) -> None:
-        progress = run.progress if run is not None else None
-        done = await jobs.finish(self.ctx.sessionmaker, job.id, self.identity, outcome, progress)
-        logger.info("run %s: %s%s", job.id, outcome.status, "" if done else " (not recorded: lease lost)")
-
-    async def _watch(self, job: Job, run: NotebookRun, kernel: WarmKernel) -> Outcome:
-        """Run the cells in a task and watch it: heartbeat, progress, cancel, whole-run timeout."""
+    async def _keep_lease(self, job: Job, run: NotebookRun, lease: _Lease) -> None:
+        """Renew the lease (and store the progress) until cancelled; flag a cancel or a lost lease."""
         settings = self.ctx.settings
         cancel_signal = self.ctx.notifications[signals.CANCEL]
-        task = asyncio.create_task(run.execute(kernel))
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + job.timeout_seconds
-        next_beat = loop.time() + settings.heartbeat_seconds
-        written_version = -1
-        last_progress = 0.0
-        cancel_requested = False
-        interrupted_at: float | None = None
-        stop_reason: str | None = None  # "cancelled" | "timed_out" | "lease"
-        try:
-            while not task.done():
-                now = loop.time()
-                cancel_ticket = cancel_signal.ticket(job.id)
-                due_progress = (
-                    run.progress.version != written_version
-                    and time.monotonic() - last_progress >= settings.executor_progress_seconds
-                )
-                if now >= next_beat or due_progress:
+        written = -1
+        next_beat = 0.0
+        while True:
+            ticket = cancel_signal.ticket(job.id)
+            now = loop.time()
+            if now >= next_beat or run.progress.version != written:
+                version = run.progress.version
+                try:
                     answer = await jobs.heartbeat(
                         self.ctx.sessionmaker,
                         job.id,
@@ -145,47 +145,67 @@ class Worker:
                         settings.executor_lease_seconds,
                         run.progress,
                     )
-                    written_version = run.progress.version
-                    last_progress = time.monotonic()
-                    next_beat = loop.time() + settings.heartbeat_seconds
-                    if answer is None:
-                        stop_reason = "lease"
-                        task.cancel()
-                        break
-                    cancel_requested = cancel_requested or answer
-                if cancel_requested and interrupted_at is None:
+                except Exception:
+                    logger.exception("run %s: heartbeat failed; retrying", job.id)
+                    answer = False
+                else:
+                    written = version
+                    next_beat = now + settings.heartbeat_seconds
+                if answer is None:
+                    lease.lost.set()
+                    return
+                if answer:
+                    lease.cancel.set()
+            if await Signal.wait(ticket, settings.executor_progress_seconds):
+                lease.cancel.set()
+
+    async def _finish(self, job: Job, outcome: Outcome, run: NotebookRun | None) -> None:
+        progress = run.progress if run is not None else None
+        done = await jobs.finish(self.ctx.sessionmaker, job.id, self.identity, outcome, progress)
+        logger.info("run %s: %s%s", job.id, outcome.status, "" if done else " (not recorded: lease lost)")
+
+    async def _watch(self, job: Job, run: NotebookRun, kernel: WarmKernel, lease: _Lease) -> Outcome:
+        """Run the cells in a task and watch it: cancel (interrupt, then kill), timeout, lost lease."""
+        settings = self.ctx.settings
+        task = asyncio.create_task(run.execute(kernel))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + job.timeout_seconds
+        interrupted_at: float | None = None
+        stop_reason: str | None = None  # "cancelled" | "timed_out" | "lease"
+        waiters = [asyncio.ensure_future(lease.cancel.wait()), asyncio.ensure_future(lease.lost.wait())]
+        try:
+            while not task.done():
+                if lease.lost.is_set():
+                    stop_reason = "lease"
+                    task.cancel()
+                    break
+                if lease.cancel.is_set() and interrupted_at is None:
+                    stop_reason = "cancelled"
                     await kernel.interrupt()  # a KeyboardInterrupt in the cell ends the run gracefully
                     interrupted_at = loop.time()
-                    stop_reason = "cancelled"
-                if (
-                    interrupted_at is not None
-                    and loop.time() - interrupted_at >= settings.executor_cancel_grace_seconds
-                ):
-                    task.cancel()  # the cell ignored the interrupt: the kernel is killed below
-                    break
+                grace_left = None
+                if interrupted_at is not None:
+                    grace_left = interrupted_at + settings.executor_cancel_grace_seconds - loop.time()
+                    if grace_left <= 0:
+                        task.cancel()  # the cell ignored the interrupt: its kernel is killed after
+                        break
                 if loop.time() >= deadline:
                     stop_reason = "timed_out"
                     task.cancel()
                     break
-                wait_for = min(
-                    max(0.0, next_beat - loop.time()),
-                    max(0.0, deadline - loop.time()),
-                    settings.executor_progress_seconds,
-                )
-                if interrupted_at is not None:
-                    wait_for = min(wait_for, 0.1)
-                waiter = asyncio.ensure_future(cancel_ticket.wait())
-                try:
-                    await asyncio.wait({task, waiter}, timeout=wait_for, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    waiter.cancel()
-                if cancel_ticket.is_set():
-                    cancel_requested = True
+                wait_for = deadline - loop.time()
+                if grace_left is not None:
+                    wait_for = min(wait_for, grace_left)
+                pending = [task, *(w for w in waiters if not w.done())]
+                await asyncio.wait(pending, timeout=max(0.0, wait_for), return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
             raise
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
         exc: BaseException | None = None
         try:
             await task

@@ -48,9 +48,8 @@ async def test_execute_with_seed_short_names_records_results_in_history(
     assert run["status"] == "completed"
     assert run["results"] == [{"name": "answer", "value_numeric": 42.0, "value_json": None}]
     assert run["has_parameters_cell"] is True
-    assert run["output_path"].startswith("outputs/hello-") and run["output_path"].endswith(
-        f"-{run['id']}.ipynb"
-    )
+    assert run["output_path"].startswith("outputs/hello-")
+    assert run["output_path"].endswith(f"-{run['id']}.ipynb")
     assert (folder / run["output_path"]).is_file()
     assert run["progress"] == {"cells_done": 2, "cells_total": 2, "current_cell": None}
 
@@ -285,7 +284,8 @@ async def test_cell_timeout_names_the_cell(platform: Platform, notebook: Noteboo
     [
         "import time\ntime.sleep(60)",
         # A cell that swallows the interrupt: the kernel is killed after the grace period.
-        "import time\nwhile True:\n    try:\n        time.sleep(60)\n    except KeyboardInterrupt:\n        pass",
+        "import time\nwhile True:\n    try:\n        time.sleep(60)\n"
+        "    except KeyboardInterrupt:\n        pass",
     ],
     ids=["interrupted", "killed"],
 )
