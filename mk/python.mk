@@ -24,6 +24,6 @@ venv: .venv/.synced ## Install the Python workspace into .venv
 lint: venv ## ruff and mypy over the workspace
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy services tests bench
+	$(UV) run --frozen mypy services tests $(wildcard bench)
 
 .PHONY: venv lint

@@ -24,8 +24,10 @@ def _no_nul(value: str) -> str:
     return value
 
 
-# A string a PostgreSQL text column accepts; give it a length with ``Annotated[SafeStr, Field(...)]``.
-SafeStr = Annotated[str, AfterValidator(_no_nul)]
+# What a PostgreSQL text column accepts: ``Annotated[str, Field(max_length=...), NoNul]`` (the length
+# constraint before the validator, so that pydantic reports it as a string's).
+NoNul = AfterValidator(_no_nul)
+SafeStr = Annotated[str, NoNul]
 
 
 def _json_no_nul(value: Any) -> Any:

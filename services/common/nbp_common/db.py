@@ -27,14 +27,25 @@ def schema_metadata(schema: str) -> MetaData:
 
 
 class Database:
+    """The engine and the two kinds of session every service uses.
+
+    Connections rest in autocommit: a read is one round trip after the pre-ping, which itself is one
+    round trip (outside a transaction asyncpg's ping needs no BEGIN/ROLLBACK around it). Sessions that
+    write switch their connection to READ COMMITTED, so their statements run in one transaction.
+    """
+
     def __init__(self, settings: Settings) -> None:
         self.engine: AsyncEngine = create_async_engine(
             settings.sqlalchemy_url,
             pool_pre_ping=True,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
+            isolation_level="AUTOCOMMIT",
         )
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessionmaker = async_sessionmaker(
+            self.engine.execution_options(isolation_level="READ COMMITTED"), expire_on_commit=False
+        )
+        self.read_sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -46,4 +57,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for endpoints that only read (each statement sees the latest committed data)."""
+    database: Database = request.app.state.database
+    async with database.read_sessionmaker() as session:
+        yield session
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]

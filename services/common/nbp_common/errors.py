@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nbp_common.observability import current_request_id
@@ -124,8 +124,13 @@ _HTTP_CODES = {
 
 
 def _location(loc: tuple[Any, ...]) -> str:
-    # ("body", "parameters", 0, "param_name") -> "parameters[0].param_name"; the "body" prefix says nothing.
-    parts = list(loc[1:] if loc and loc[0] == "body" and len(loc) > 1 else loc)
+    # ("body", "parameters", 0, "param_name") -> "parameters[0].param_name": the "body" prefix says
+    # nothing; but ("body", 15), a JSON syntax error at character 15, is about the body as a whole.
+    parts = list(loc)
+    if len(parts) > 1 and parts[0] == "body" and (isinstance(parts[1], str) or len(parts) > 2):
+        parts = parts[1:]
+    elif len(parts) == 2 and parts[0] == "body":
+        parts = ["body"]
     out = ""
     for part in parts:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
@@ -143,6 +148,15 @@ def _sqlstate(exc: DBAPIError) -> str | None:
     orig = exc.orig
     state = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
     return str(state) if state else None
+
+
+# SQLSTATE classes that mean "the database is not there for us" rather than "your data is wrong":
+# connection exceptions, insufficient resources, operator intervention, unknown database.
+_UNREACHABLE_CLASSES = frozenset({"08", "53", "57", "3D"})
+
+
+def _unavailable() -> JSONResponse:
+    return error_response(503, "unavailable", "the database is not reachable; try again shortly")
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -172,11 +186,18 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(422, "invalid", "a value is not acceptable to the database")
         if state.startswith("23"):
             return error_response(409, "conflict", "the change conflicts with stored data")
-        if exc.connection_invalidated or state.startswith("08") or state.startswith("57"):
+        unreachable = isinstance(exc, OperationalError | InterfaceError) or state[:2] in _UNREACHABLE_CLASSES
+        if exc.connection_invalidated or unreachable:
             logger.warning("database unavailable: %s", exc)
-            return error_response(503, "unavailable", "the database is not reachable; try again shortly")
+            return _unavailable()
         logger.exception("database error", exc_info=exc)
         return error_response(500, "internal_error", "internal error")
+
+    @app.exception_handler(ConnectionError)
+    async def _connection(_: Request, exc: ConnectionError) -> JSONResponse:
+        # asyncpg lets a refused or reset connection surface as the OS error it is.
+        logger.warning("database unavailable: %s", exc)
+        return _unavailable()
 
     @app.exception_handler(Exception)
     async def _bug(_: Request, exc: Exception) -> JSONResponse:

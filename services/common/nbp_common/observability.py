@@ -130,6 +130,7 @@ class ObservabilityMiddleware:
                     status,
                     extra={
                         "fields": {
+                            "request_id": request_id,
                             "method": method,
                             "path": scope["path"],
                             "route": template,

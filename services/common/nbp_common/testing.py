@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -105,17 +111,73 @@ async def app_client(specs: Sequence[ServiceSpec], settings: Settings) -> AsyncI
             yield client
 
 
-# --- Real servers: in this process (uvicorn on the test's loop) or as separate processes -------------
-
-
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServiceProcess:
+    """A service running as a real process, the way its container runs it."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_process(
+    command: Sequence[str],
+    env: dict[str, str],
+    port: int,
+    log: Path,
+    *,
+    timeout: float = 60,
+    health_path: str = "/health",
+) -> ServiceProcess:
+    """Start ``command`` (which serves on ``port``) with exactly ``env``, and wait until its health path
+    answers."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            list(command), env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{command[0]} exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"{url}{health_path}", timeout=1).status_code == 200:
+                return ServiceProcess(process, url, log)
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"{command[0]} did not answer on {url} within {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+def start_service(name: str, database_url: URL, log_dir: Path, **env: str) -> ServiceProcess:
+    """``nbp-<name> serve`` on a free loopback port, over ``database_url``."""
+    port = free_port()
+    executable = Path(sys.executable).with_name(f"nbp-{name}")
+    return start_process(
+        [str(executable), "serve", "--port", str(port)],
+        {**os.environ, "NBP_DATABASE_URL": database_url.render_as_string(hide_password=False), **env},
+        port,
+        log_dir / f"{name}-{port}.log",
+    )
+
+
+# --- Real servers on the test's loop, and restartable service processes ---------------------------
 
 
 async def wait_until_ready(base_url: str, within: float = 60.0, path: str = "/ready") -> None:
@@ -155,8 +217,9 @@ async def served_app(
         await asyncio.wait_for(task, 60)
 
 
-class ServiceProcess:
-    """``nbp-<service> serve`` as a real process (its own session, so a kill reaches only it)."""
+class RestartableService:
+    """``nbp-<service> serve`` as a real process that can be killed and started again on the same port
+    (its own session, so a kill reaches only it); async, for tests that run on the event loop."""
 
     def __init__(
         self, service: str, env: dict[str, str], port: int | None = None, log_dir: Path | None = None

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from nbp_common.testing import ServiceProcess, asyncpg_dsn
+from nbp_common.testing import RestartableService, asyncpg_dsn
 from sqlalchemy.engine import URL
 
 Notebook = Callable[..., Path]
@@ -24,8 +24,8 @@ class Cluster:
         self.database_url = database_url
         self.dsn = asyncpg_dsn(database_url)
         self.workspace = workspace
-        self.registry = ServiceProcess("registry", self._env(), log_dir=tmp)
-        self.history = ServiceProcess("history", self._env(), log_dir=tmp)
+        self.registry = RestartableService("registry", self._env(), log_dir=tmp)
+        self.history = RestartableService("history", self._env(), log_dir=tmp)
         self.executor_env = {
             **self._env(),
             "NBP_WORKSPACE": str(workspace),
@@ -36,7 +36,7 @@ class Cluster:
             **executor_env,
         }
         self.tmp = tmp
-        self.executors: list[ServiceProcess] = []
+        self.executors: list[RestartableService] = []
 
     def _env(self) -> dict[str, str]:
         return {
@@ -45,8 +45,8 @@ class Cluster:
             "NBP_LOG_LEVEL": "WARNING",
         }
 
-    def executor(self) -> ServiceProcess:
-        process = ServiceProcess("executor", self.executor_env, log_dir=self.tmp)
+    def executor(self) -> RestartableService:
+        process = RestartableService("executor", self.executor_env, log_dir=self.tmp)
         self.executors.append(process)
         return process
 
@@ -77,9 +77,11 @@ class Cluster:
 
 
 async def wait_for_file(path: Path, within: float) -> None:
-    async with asyncio.timeout(within):
-        while not await asyncio.to_thread(path.exists):
-            await asyncio.sleep(0.1)
+    for _ in range(int(within * 10)):
+        if await asyncio.to_thread(path.exists):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{path} did not appear within {within} s")
 
 
 @asynccontextmanager

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from nbp_common.api import MAX_ID, IdPath, PageDep, with_total
-from nbp_common.db import SessionDep
+from nbp_common.db import ReadSessionDep, SessionDep
 from nbp_common.errors import ErrorBody
 from nbp_common.events import ExecutionEvent, ExecutionStatus
 
@@ -27,7 +27,7 @@ NotebookId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 @executions.get("", response_model=list[ExecutionOut])
 async def list_executions(
-    session: SessionDep,
+    session: ReadSessionDep,
     page: PageDep,
     response: Response,
     username: Username = None,
@@ -44,7 +44,7 @@ async def list_executions(
 
 @executions.get("/stats", response_model=ExecutionStats)
 async def execution_stats(
-    session: SessionDep,
+    session: ReadSessionDep,
     since: datetime | None = None,
     until: datetime | None = None,
     username: Username = None,
@@ -56,20 +56,22 @@ async def execution_stats(
 
 
 @executions.get("/notebook/{id}", response_model=list[ExecutionOut])
-async def list_notebook_executions(id: IdPath, session: SessionDep, page: PageDep, response: Response) -> Any:
+async def list_notebook_executions(
+    id: IdPath, session: ReadSessionDep, page: PageDep, response: Response
+) -> Any:
     """One notebook's runs, newest first (kept after the notebook is deleted)."""
     total, items = await service.list_executions(session, page, service.ExecutionFilters(notebook_id=id))
     return with_total(response, total, items)
 
 
 @executions.get("/{id}", response_model=ExecutionDetail, responses=_404)
-async def get_execution(id: IdPath, session: SessionDep) -> Any:
+async def get_execution(id: IdPath, session: ReadSessionDep) -> Any:
     """A run with its error details and recorded results."""
     return await service.get_execution(session, id)
 
 
 @executions.get("/{id}/results", response_model=list[ResultOut], responses=_404)
-async def list_results(id: IdPath, session: SessionDep) -> Any:
+async def list_results(id: IdPath, session: ReadSessionDep) -> Any:
     """The named values a run recorded."""
     return await service.list_results(session, id)
 

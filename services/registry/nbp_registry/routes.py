@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 from nbp_common.api import IdPath, PageDep, with_total
-from nbp_common.db import SessionDep
+from nbp_common.db import ReadSessionDep, SessionDep
 from nbp_common.errors import ErrorBody
 
 from nbp_registry import service
@@ -38,7 +38,7 @@ async def create_notebook(body: NotebookCreate, session: SessionDep) -> Any:
 
 @notebooks.get("", response_model=list[NotebookOut])
 async def list_notebooks(
-    session: SessionDep,
+    session: ReadSessionDep,
     page: PageDep,
     response: Response,
     username: Annotated[str | None, Query(max_length=255)] = None,
@@ -52,7 +52,7 @@ async def list_notebooks(
 
 @notebooks.get("/user/{username}", response_model=list[NotebookOut])
 async def list_user_notebooks(
-    username: Username, session: SessionDep, page: PageDep, response: Response
+    username: Username, session: ReadSessionDep, page: PageDep, response: Response
 ) -> Any:
     """One user's notebooks."""
     total, items = await service.list_notebooks(session, page, username=username)
@@ -60,9 +60,9 @@ async def list_user_notebooks(
 
 
 @notebooks.get("/{id}", response_model=NotebookDetail, responses=_404)
-async def get_notebook(id: IdPath, session: SessionDep) -> Any:
+async def get_notebook(id: IdPath, session: ReadSessionDep) -> Response:
     """A notebook with its parameter definitions."""
-    return await service.get_notebook(session, id, with_parameters=True)
+    return Response(await service.get_notebook_detail_json(session, id), media_type="application/json")
 
 
 @notebooks.put("/{id}", response_model=NotebookOut, responses={**_404, **_409})
@@ -97,13 +97,13 @@ async def create_parameters(notebook_id: IdPath, body: BulkParameters, session: 
 
 
 @parameters.get("/notebook/{id}", response_model=list[ParameterOut], responses=_404)
-async def list_notebook_parameters(id: IdPath, session: SessionDep) -> Any:
+async def list_notebook_parameters(id: IdPath, session: ReadSessionDep) -> Any:
     """A notebook's parameter definitions."""
     return await service.list_parameters(session, id)
 
 
 @parameters.get("/{id}", response_model=ParameterOut, responses=_404)
-async def get_parameter(id: IdPath, session: SessionDep) -> Any:
+async def get_parameter(id: IdPath, session: ReadSessionDep) -> Any:
     return await service.get_parameter(session, id)
 
 

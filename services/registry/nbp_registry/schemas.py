@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
-from nbp_common.api import SafeStr, json_storable
+from nbp_common.api import NoNul, json_storable
 from nbp_common.params import ParamType
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -44,10 +44,10 @@ def _strict_flag(value: Any) -> Any:
     return value
 
 
-Name = Annotated[SafeStr, Field(min_length=1, max_length=NAME_LENGTH, examples=["Quarterly forecast"])]
-Description = Annotated[SafeStr, Field(max_length=10_000)]
+Name = Annotated[str, Field(min_length=1, max_length=NAME_LENGTH, examples=["Quarterly forecast"]), NoNul]
+Description = Annotated[str, Field(max_length=10_000), NoNul]
 Username = Annotated[
-    SafeStr,
+    str,
     Field(
         min_length=1,
         max_length=USERNAME_LENGTH,
@@ -55,21 +55,23 @@ Username = Annotated[
         examples=["alice"],
         description="Letters, digits and . _ @ -",
     ),
+    NoNul,
 ]
 NotebookPath = Annotated[
-    SafeStr,
-    AfterValidator(_relative_notebook_path),
+    str,
     Field(
         min_length=1,
         max_length=PATH_LENGTH,
         examples=["forecasts/quarterly.ipynb"],
         description="Relative to the user's workspace folder.",
     ),
+    NoNul,
+    AfterValidator(_relative_notebook_path),
 ]
-Tag = Annotated[SafeStr, Field(min_length=1, max_length=64)]
+Tag = Annotated[str, Field(min_length=1, max_length=64), NoNul]
 Metadata = Annotated[dict[str, Any], AfterValidator(json_storable)]
 JsonValue = Annotated[Any, AfterValidator(json_storable)]
-ParamName = Annotated[SafeStr, Field(min_length=1, max_length=NAME_LENGTH), AfterValidator(_identifier)]
+ParamName = Annotated[str, Field(min_length=1, max_length=NAME_LENGTH), AfterValidator(_identifier), NoNul]
 Flag = Annotated[bool, BeforeValidator(_strict_flag), Field(strict=True)]
 Rules = Annotated[
     dict[str, Any],

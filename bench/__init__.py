@@ -1,0 +1,1 @@
+"""Benchmarks: each prints ratios against a named baseline measured side by side in the same run."""

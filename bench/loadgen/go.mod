@@ -1,0 +1,3 @@
+module notebook-platform/bench/loadgen
+
+go 1.22

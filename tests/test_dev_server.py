@@ -1,0 +1,76 @@
+"""`make dev`'s server: an embedded PostgreSQL kept under its data folder, every route on one port,
+and nothing left running after Ctrl-C. And each service alone, as its container runs it."""
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+import psutil
+from nbp_common.testing import ServiceProcess, free_port, start_process, start_service
+from sqlalchemy.engine import URL
+
+
+def postgres_processes(data_dir: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        if proc.info["name"] == "postgres" and str(data_dir.resolve()) in " ".join(
+            proc.info["cmdline"] or []
+        ):
+            found.append(proc)
+    return found
+
+
+def start_dev(data_dir: Path, log: Path) -> tuple[ServiceProcess, int]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NBP_")}
+    command = [
+        str(Path(sys.executable).with_name("nbp-dev")),
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+    ]
+    return start_process(command, {**env, "NBP_LOG_JSON": "false"}, port, log, timeout=120), port
+
+
+def test_dev_server_serves_everything_keeps_data_and_leaves_no_postgres(tmp_path: Path) -> None:
+    data_dir = tmp_path / "postgres"
+    server, _ = start_dev(data_dir, tmp_path / "dev-1.log")
+    try:
+        assert httpx.get(f"{server.url}/ready").json()["status"] == "ready"
+        created = httpx.post(
+            f"{server.url}/db/notebooks",
+            json={"name": "kept", "file_path": "kept.ipynb", "username": "alice"},
+        )
+        assert created.status_code == 201
+        assert httpx.get(f"{server.url}/db/executions").status_code == 200
+        assert postgres_processes(data_dir), "the embedded PostgreSQL should be running"
+    finally:
+        assert server.stop(signal.SIGINT) == 0
+    assert postgres_processes(data_dir) == [], "Ctrl-C must stop the embedded PostgreSQL"
+
+    again, _ = start_dev(data_dir, tmp_path / "dev-2.log")
+    try:
+        names = [n["name"] for n in httpx.get(f"{again.url}/db/notebooks").json()]
+        assert names == ["kept"], "data under the data folder survives a restart"
+    finally:
+        assert again.stop(signal.SIGINT) == 0
+    assert postgres_processes(data_dir) == []
+
+
+def test_each_service_serves_alone_on_its_own_port(database_url: URL, tmp_path: Path) -> None:
+    registry = start_service("registry", database_url, tmp_path)
+    history = start_service("history", database_url, tmp_path)
+    try:
+        assert registry.url != history.url
+        assert httpx.get(f"{registry.url}/db/notebooks").status_code == 200
+        assert httpx.get(f"{registry.url}/db/executions").status_code == 404
+        assert httpx.get(f"{history.url}/db/executions").status_code == 200
+        assert httpx.get(f"{history.url}/db/notebooks").status_code == 404
+        for service in (registry, history):
+            assert httpx.get(f"{service.url}/ready").json()["status"] == "ready"
+    finally:
+        registry.stop()
+        history.stop()
