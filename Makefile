@@ -20,6 +20,6 @@ test: venv lint ## Install what is needed and run every test
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 bench: venv ## Benchmarks (not tests): ratios against named baselines
-	$(UV) run --frozen python -m bench
+	$(UV) run --frozen python -m bench $(BENCH)
 
 .PHONY: help dev migrate test bench

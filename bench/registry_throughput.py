@@ -19,18 +19,13 @@ import httpx
 from nbp_common import migrations
 from nbp_common.testing import ServiceProcess, asyncpg_dsn, free_port, start_process
 from nbp_registry.main import SPEC
+from nbp_registry.service import NOTEBOOK_DETAIL_SQL
 
 from bench._support import Load, drive, embedded_postgres, env_with
 
 CLIENTS = 32
 SECONDS = 10
 ROUNDS = 2  # alternate the servers, so that a slow moment of the machine does not favour one of them
-
-GET_SQL = (
-    "SELECT id, name, description, file_path, username, tags, metadata, created_at, updated_at "
-    "FROM registry.notebooks WHERE id = $1",
-    "SELECT * FROM registry.notebook_parameters WHERE notebook_id = $1 ORDER BY id",
-)
 
 
 def seed_notebook(base_url: str) -> int:
@@ -55,8 +50,7 @@ async def asyncpg_ceiling(dsn: str, notebook_id: int, seconds: float) -> Load:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
             async with pool.acquire() as conn:
-                await conn.fetchrow(GET_SQL[0], notebook_id)
-                await conn.fetch(GET_SQL[1], notebook_id)
+                await conn.fetchval(NOTEBOOK_DETAIL_SQL, notebook_id)
             latencies.append(time.perf_counter() - started)
 
     began = time.perf_counter()
@@ -114,8 +108,9 @@ def main() -> None:
             for round_number in range(ROUNDS):
                 for name, base in servers.items():
                     get = drive(f"{base}/db/notebooks/{notebook_id}", clients=CLIENTS, seconds=SECONDS)
+                    run = f"{name}-{round_number}"
                     body = (
-                        '{"name": "n-%d", "file_path": "bench/' + f"{name}-{round_number}" + '-%d.ipynb",'
+                        f'{{"name": "{run}-%d", "file_path": "bench/{run}-%d.ipynb",'
                         ' "username": "bench", "tags": ["x"], "metadata": {"k": 1}}'
                     )
                     post = drive(
@@ -135,19 +130,19 @@ def main() -> None:
     for method, path in (("GET", "/db/notebooks/{id}"), ("POST", "/db/notebooks")):
         rows = {name: best(results[(method, name)]) for name in ("baseline", "ours")}
         for name, load in rows.items():
-            print(
-                f"{method + ' ' + path:<28}{name:<10}{load.rps:>10.0f}{load.p50_ms:>10.1f}{load.p99_ms:>10.1f}{load.errors:>8}"
-            )
-        ratio = rows["ours"].rps / rows["baseline"].rps
-        p99_ok = rows["ours"].p99_ms <= rows["baseline"].p99_ms
-        verdicts.append(ratio >= 2 and p99_ok and rows["ours"].errors == 0)
-        print(
-            f"  -> ours / baseline: {ratio:.2f}x req/s (target >= 2x); "
-            f"p99 {rows['ours'].p99_ms:.1f} vs {rows['baseline'].p99_ms:.1f} ms ({'ok' if p99_ok else 'WORSE'})"
-        )
+            print_row(f"{method} {path}", name, load)
+        mine, theirs = rows["ours"], rows["baseline"]
+        ratio = mine.rps / theirs.rps
+        p99_ok = mine.p99_ms <= theirs.p99_ms
+        verdicts.append(ratio >= 2 and p99_ok and mine.errors == 0)
+        print(f"  -> ours / baseline: {ratio:.2f}x req/s (target >= 2x)")
+        verdict = "ok" if p99_ok else "WORSE"
+        print(f"  -> p99: ours {mine.p99_ms:.1f} ms, baseline {theirs.p99_ms:.1f} ms ({verdict})")
         if method == "GET":
-            print(
-                f"{'raw asyncpg, same queries':<28}{'ceiling':<10}{ceiling.rps:>10.0f}{ceiling.p50_ms:>10.1f}{ceiling.p99_ms:>10.1f}"
-            )
-            print(f"  -> ours / ceiling: {rows['ours'].rps / ceiling.rps:.2f}x")
+            print_row("raw asyncpg, same queries", "ceiling", ceiling)
+            print(f"  -> ours / ceiling: {mine.rps / ceiling.rps:.2f}x")
     print("target met" if all(verdicts) else "TARGET NOT MET")
+
+
+def print_row(label: str, server: str, load: Load) -> None:
+    print(f"{label:<28}{server:<10}{load.rps:>10.0f}{load.p50_ms:>10.1f}{load.p99_ms:>10.1f}{load.errors:>8}")

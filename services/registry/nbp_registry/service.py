@@ -116,7 +116,7 @@ async def get_notebook(session: AsyncSession, notebook_id: int) -> Notebook:
 # per-statement overhead is larger than the query itself. Timestamps are written the way pydantic writes
 # a UTC datetime, so that every answer agrees.
 _UTC = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
-_NOTEBOOK_DETAIL_JSON = f"""
+NOTEBOOK_DETAIL_SQL = f"""
     SELECT json_build_object(
         'id', n.id, 'name', n.name, 'description', n.description, 'file_path', n.file_path,
         'username', n.username, 'tags', n.tags, 'metadata', n.metadata,
@@ -139,7 +139,7 @@ async def get_notebook_detail_json(session: AsyncSession, notebook_id: int) -> s
     """The notebook with its parameters, as the JSON text of a ``NotebookDetail``."""
     asyncpg_connection = (await (await session.connection()).get_raw_connection()).driver_connection
     assert asyncpg_connection is not None  # a pooled connection that is checked out always has one
-    body = await asyncpg_connection.fetchval(_NOTEBOOK_DETAIL_JSON, notebook_id)
+    body = await asyncpg_connection.fetchval(NOTEBOOK_DETAIL_SQL, notebook_id)
     if body is None:
         raise NotFound(f"notebook {notebook_id} does not exist")
     return str(body)
