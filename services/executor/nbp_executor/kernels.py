@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -72,8 +74,61 @@ def kernel_names(max_age: float = 30.0) -> frozenset[str]:
     return names
 
 
-async def start_kernel(name: str, cwd: Path, ready_within: float) -> WarmKernel:
+class Zygote:
+    """The fork server (``nbp_executor.forkserver``), started once per executor process."""
+
+    def __init__(self) -> None:
+        self.path = os.path.join(tempfile.mkdtemp(prefix="nbp-zygote-"), "socket")
+        self.process: asyncio.subprocess.Process | None = None
+        self.ready = False
+
+    async def start(self, within: float = 60.0) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "nbp_executor.forkserver",
+            "serve",
+            self.path,
+            stdout=asyncio.subprocess.PIPE,
+            env={**kernel_environment(), "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
+        )
+        assert self.process.stdout is not None
+        line = await asyncio.wait_for(self.process.stdout.readline(), within)
+        if line.strip() != b"ready":
+            raise KernelStartError("the kernel fork server did not start")
+        self.ready = True
+
+    def serves(self, spec: Any) -> bool:
+        """Only kernels that run ipykernel in this very interpreter can be forked from the zygote."""
+        argv = list(getattr(spec, "argv", []) or [])
+        python_names = {"python", "python3", f"python3.{sys.version_info[1]}", sys.executable}
+        return (
+            self.ready
+            and len(argv) >= 3
+            and argv[0] in python_names
+            and argv[1:3] == ["-m", "ipykernel_launcher"]
+        )
+
+    def argv(self) -> list[str]:
+        return ["python", "-m", "nbp_executor.forkserver", "kernel", self.path, "-f", "{connection_file}"]
+
+    async def close(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), 5)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+            os.rmdir(os.path.dirname(self.path))
+
+
+async def start_kernel(name: str, cwd: Path, ready_within: float, zygote: Zygote | None = None) -> WarmKernel:
     km = AsyncKernelManager(kernel_name=name)
+    if zygote is not None and zygote.serves(km.kernel_spec):
+        km.kernel_spec.argv = zygote.argv()
     kc = None
     try:
         await km.start_kernel(env=kernel_environment(), cwd=str(cwd))
@@ -91,8 +146,9 @@ async def start_kernel(name: str, cwd: Path, ready_within: float) -> WarmKernel:
 class KernelPool:
     """``size`` started kernels per kernel name, refilled in the background as runs take them."""
 
-    def __init__(self, size: int, cwd: Path, start_timeout: float) -> None:
+    def __init__(self, size: int, cwd: Path, start_timeout: float, fork: bool = True) -> None:
         self.size = size
+        self.zygote: Zygote | None = Zygote() if fork else None
         self.cwd = cwd
         self.start_timeout = start_timeout
         self._ready: dict[str, asyncio.Queue[WarmKernel]] = {}
@@ -100,6 +156,15 @@ class KernelPool:
         self._tasks: set[asyncio.Task[None]] = set()  # kernels starting
         self._kills: set[asyncio.Task[None]] = set()  # used kernels being shut down
         self._closed = False
+
+    async def start(self) -> None:
+        if self.zygote is not None:
+            try:
+                await self.zygote.start(self.start_timeout)
+            except (KernelStartError, OSError, TimeoutError) as exc:
+                logger.error("kernel fork server unavailable (%s); kernels start as new interpreters", exc)
+                await self.zygote.close()
+                self.zygote = None
 
     def _queue(self, name: str) -> asyncio.Queue[WarmKernel]:
         return self._ready.setdefault(name, asyncio.Queue())
@@ -117,7 +182,7 @@ class KernelPool:
 
     async def _fill(self, name: str) -> None:
         try:
-            kernel = await start_kernel(name, self.cwd, self.start_timeout)
+            kernel = await start_kernel(name, self.cwd, self.start_timeout, self.zygote)
             if self._closed:
                 await kernel.kill()
                 return
@@ -134,7 +199,7 @@ class KernelPool:
         while True:
             self.warm(name)
             if self.size == 0:
-                kernel = await start_kernel(name, self.cwd, self.start_timeout)
+                kernel = await start_kernel(name, self.cwd, self.start_timeout, self.zygote)
             else:
                 kernel = await queue.get()
             self.warm(name)
@@ -159,3 +224,5 @@ class KernelPool:
                 kernels.append(queue.get_nowait())
         await asyncio.gather(*(k.kill() for k in kernels), return_exceptions=True)
         await asyncio.gather(*self._tasks, *self._kills, return_exceptions=True)
+        if self.zygote is not None:
+            await self.zygote.close()

@@ -53,8 +53,13 @@ async def executor_runtime(app: FastAPI) -> AsyncIterator[None]:
     )
     await notifications.start()
     pool = KernelPool(
-        settings.kernel_pool_size, settings.workspace.resolve(), settings.executor_kernel_start_timeout
+        settings.kernel_pool_size,
+        settings.workspace.resolve(),
+        settings.executor_kernel_start_timeout,
+        fork=settings.executor_fork_kernels,
     )
+    if settings.executor_workers:
+        await pool.start()
     runtime = ExecutorRuntime(
         settings, database, http, Registry(http, settings.registry_url), notifications, pool
     )

@@ -24,6 +24,9 @@ class ExecutorSettings(BaseSettings):
     # Warm kernels kept started per kernel name (default: one per worker).
     executor_kernel_pool_size: int | None = Field(default=None, ge=0, le=64)
     executor_kernel_start_timeout: float = Field(default=60.0, gt=0)
+    # Fork python3 kernels from a zygote that has imported ipykernel (a new process per run, without
+    # a second of imports each); false: every kernel is a new interpreter.
+    executor_fork_kernels: bool = True
     executor_default_kernel: str = "python3"
     # A lease not renewed for this long is expired: its worker is presumed dead.
     executor_lease_seconds: float = Field(default=30.0, ge=1)
