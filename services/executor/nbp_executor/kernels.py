@@ -149,6 +149,7 @@ class KernelPool:
     def __init__(self, size: int, cwd: Path, start_timeout: float, fork: bool = True) -> None:
         self.size = size
         self.zygote: Zygote | None = Zygote() if fork else None
+        self._zygote_task: asyncio.Task[None] | None = None
         self.cwd = cwd
         self.start_timeout = start_timeout
         self._ready: dict[str, asyncio.Queue[WarmKernel]] = {}
@@ -157,14 +158,25 @@ class KernelPool:
         self._kills: set[asyncio.Task[None]] = set()  # used kernels being shut down
         self._closed = False
 
-    async def start(self) -> None:
-        if self.zygote is not None:
-            try:
-                await self.zygote.start(self.start_timeout)
-            except (KernelStartError, OSError, TimeoutError) as exc:
-                logger.error("kernel fork server unavailable (%s); kernels start as new interpreters", exc)
-                await self.zygote.close()
-                self.zygote = None
+    def start(self) -> None:
+        """Start the fork server in the background (the app does not wait for it)."""
+        if self.zygote is not None and self._zygote_task is None:
+            self._zygote_task = asyncio.create_task(self._start_zygote())
+
+    async def _start_zygote(self) -> None:
+        assert self.zygote is not None
+        try:
+            await self.zygote.start(self.start_timeout)
+        except (KernelStartError, OSError, TimeoutError) as exc:
+            logger.error("kernel fork server unavailable (%s); kernels start as new interpreters", exc)
+            await self.zygote.close()
+            self.zygote = None
+
+    async def _ready_zygote(self) -> Zygote | None:
+        if self._zygote_task is not None and not self._zygote_task.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._zygote_task)
+        return self.zygote if self.zygote is not None and self.zygote.ready else None
 
     def _queue(self, name: str) -> asyncio.Queue[WarmKernel]:
         return self._ready.setdefault(name, asyncio.Queue())
@@ -182,7 +194,7 @@ class KernelPool:
 
     async def _fill(self, name: str) -> None:
         try:
-            kernel = await start_kernel(name, self.cwd, self.start_timeout, self.zygote)
+            kernel = await start_kernel(name, self.cwd, self.start_timeout, await self._ready_zygote())
             if self._closed:
                 await kernel.kill()
                 return
@@ -199,7 +211,7 @@ class KernelPool:
         while True:
             self.warm(name)
             if self.size == 0:
-                kernel = await start_kernel(name, self.cwd, self.start_timeout, self.zygote)
+                kernel = await start_kernel(name, self.cwd, self.start_timeout, await self._ready_zygote())
             else:
                 kernel = await queue.get()
             self.warm(name)
@@ -224,5 +236,9 @@ class KernelPool:
                 kernels.append(queue.get_nowait())
         await asyncio.gather(*(k.kill() for k in kernels), return_exceptions=True)
         await asyncio.gather(*self._tasks, *self._kills, return_exceptions=True)
+        if self._zygote_task is not None and not self._zygote_task.done():
+            self._zygote_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._zygote_task
         if self.zygote is not None:
             await self.zygote.close()

@@ -59,7 +59,7 @@ async def executor_runtime(app: FastAPI) -> AsyncIterator[None]:
         fork=settings.executor_fork_kernels,
     )
     if settings.executor_workers:
-        await pool.start()
+        pool.start()
     runtime = ExecutorRuntime(
         settings, database, http, Registry(http, settings.registry_url), notifications, pool
     )
