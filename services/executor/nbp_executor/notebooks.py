@@ -24,9 +24,9 @@ class InputNotebook:
 
 def read_input(path: Path, field: str) -> InputNotebook:
     """Read and parse the input, or 404 (no such file) / 422 (not a notebook, with nbformat's reason)."""
-    if not path.is_file():
-        raise NotFound(f"{field}: no notebook at that path in the user's folder")
     try:
+        if not path.is_file():
+            raise NotFound(f"{field}: no notebook at that path in the user's folder")
         raw = path.read_bytes()
     except OSError as exc:
         raise NotFound(f"{field}: the notebook cannot be read ({exc.strerror})") from exc
