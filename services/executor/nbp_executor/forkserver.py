@@ -213,7 +213,8 @@ def stand_in(path: str, argv: list[str]) -> None:
         sys.exit(1)
     code = int(answer.split()[1]) if answer.startswith("exit ") else 1
     if code < 0:  # mirror a death by signal (SIGKILL from the OOM killer, say)
-        signal.signal(-code, signal.SIG_DFL)
+        with contextlib.suppress(OSError, ValueError):  # SIGKILL has no handler to reset
+            signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)
     sys.exit(code)
 

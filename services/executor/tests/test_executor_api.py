@@ -240,14 +240,46 @@ async def test_cell_error_fails_with_the_cell_and_still_writes_the_output(
     assert record["error"]["cell_index"] == 1
 
 
-async def test_kernel_death_fails_with_the_reason(platform: Platform, notebook: Notebook) -> None:
-    notebook(platform.user("dead") / "exit.ipynb", "import os\nos._exit(3)", "never = 1")
-    run = (
-        await platform.client.post("/execute", json={"username": "dead", "notebook_path": "exit.ipynb"})
-    ).json()
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("import os\nos._exit(3)", "kernel died: the kernel process exited with code 3"),
+        # What the out-of-memory killer does.
+        ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "kernel died: killed by SIGKILL"),
+    ],
+    ids=["exit", "sigkill"],
+)
+async def test_kernel_death_fails_with_the_reason(
+    platform: Platform, notebook: Notebook, source: str, reason: str
+) -> None:
+    notebook(platform.user("dead") / "exit.ipynb", "a = 1", source, "never = 1")
+    response = await platform.client.post(
+        "/execute", json={"username": "dead", "notebook_path": "exit.ipynb"}
+    )
+    run = response.json()
     assert run["status"] == "failed"
-    assert run["error_message"].startswith("kernel died")
-    assert run["error"]["cell_index"] == 0
+    assert run["error_message"].startswith(reason), run["error_message"]
+    assert run["error"]["cell_index"] == 1
+    assert (await platform.history(run["id"], "failed"))["error_message"] == run["error_message"]
+
+
+async def test_cancel_a_queued_run_ends_it_at_once(platform: Platform, notebook: Notebook) -> None:
+    notebook(platform.user("queue") / "hold.ipynb", "import time\ntime.sleep(60)")
+    body = {"username": "queue", "notebook_path": "hold.ipynb"}
+    busy = [(await platform.client.post("/executions", json=body)).json()["id"] for _ in range(2)]
+    for run_id in busy:
+        await platform.wait_status(run_id, "running")
+    queued = (await platform.client.post("/executions", json=body)).json()["id"]
+    assert (await platform.client.get(f"/executions/{queued}")).json()["status"] == "queued"
+    response = await platform.client.post(f"/executions/{queued}/cancel")
+    assert response.status_code == 202
+    assert response.json()["status"] == "cancelled"
+    assert response.json()["error_message"] == "cancelled before it started"
+    for run_id in busy:
+        await platform.client.post(f"/executions/{run_id}/cancel")
+    for run_id in [*busy, queued]:
+        assert (await platform.wait(run_id))["status"] == "cancelled"
+    assert (await platform.history(queued, "cancelled"))["started_at"] is None
 
 
 async def test_whole_run_timeout(platform: Platform, notebook: Notebook) -> None:
