@@ -157,6 +157,9 @@ def _fork_kernel(server: socket.socket, conn: socket.socket, children: dict[int,
             sys.modules["random"].seed()
         _watch_stand_in(int(request["stand_in"]))
         sys.argv = ["ipykernel_launcher", *request["argv"]]
+        if request["env"].get("JPY_PARENT_PID", "").isdigit():
+            # The trait's default was read from the zygote's environment, which has none.
+            sys.argv.append(f"--IPKernelApp.parent_handle={request['env']['JPY_PARENT_PID']}")
         from ipykernel.kernelapp import launch_new_instance
 
         launch_new_instance()
