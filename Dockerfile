@@ -1,0 +1,96 @@
+# syntax=docker/dockerfile:1.7
+#
+# notebook-platform images, one target per service:
+#
+#   docker build --target registry -t notebook-platform/registry:0.1.0 .
+#   docker build --target executor -t notebook-platform/executor:0.1.0 .
+#   docker build --target history  -t notebook-platform/history:0.1.0 .
+#   docker build --target superset -t notebook-platform/superset:0.1.0 .
+#
+# (`make images` builds them all.) Each service gets a virtualenv built from the workspace lockfile
+# (uv.lock, `uv sync --frozen`) holding its own package and dependencies only, copied into a slim
+# runtime that runs as an unprivileged user and writes nowhere but /tmp (and, for the executor, the
+# workspace volume).
+
+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
+ARG SUPERSET_IMAGE=apache/superset:4.1.2
+
+# --- build: uv from PyPI, then one venv per service -----------------------------------------------------
+FROM ${PYTHON_IMAGE} AS builder
+ARG UV_VERSION=0.13.9
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PYTHON=/usr/local/bin/python3.11 \
+    UV_PROJECT_ENVIRONMENT=/app/.venv
+RUN pip install --no-cache-dir "uv==${UV_VERSION}"
+WORKDIR /src
+
+# The sources are bind-mounted (rw: the build may write, nothing persists); `--no-editable` installs the
+# workspace packages into the venv so it needs no source at run time.
+FROM builder AS build-registry
+RUN --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=bind,source=pyproject.toml,target=/src/pyproject.toml \
+    --mount=type=bind,source=uv.lock,target=/src/uv.lock \
+    --mount=type=bind,source=services,target=/src/services,rw \
+    uv sync --frozen --no-dev --no-editable --package nbp-registry
+
+FROM builder AS build-history
+RUN --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=bind,source=pyproject.toml,target=/src/pyproject.toml \
+    --mount=type=bind,source=uv.lock,target=/src/uv.lock \
+    --mount=type=bind,source=services,target=/src/services,rw \
+    uv sync --frozen --no-dev --no-editable --package nbp-history
+
+# The executor runs users' notebooks: it carries the single-user image's scientific stack. The stack
+# comes from the lockfile like everything else (nbp-executor's dependencies or extras); the import check
+# fails the build if it is missing.
+FROM builder AS build-executor
+RUN --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=bind,source=pyproject.toml,target=/src/pyproject.toml \
+    --mount=type=bind,source=uv.lock,target=/src/uv.lock \
+    --mount=type=bind,source=services,target=/src/services,rw \
+    uv sync --frozen --no-dev --no-editable --all-extras --package nbp-executor \
+ && /app/.venv/bin/python -c "import ipykernel, matplotlib, numpy, pandas, papermill, sklearn"
+
+# --- runtime --------------------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+RUN groupadd --system --gid 10001 nbp \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin nbp
+ENV PATH=/app/.venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+WORKDIR /app
+EXPOSE 8000
+USER 10001:10001
+
+FROM runtime AS registry
+COPY --from=build-registry /app/.venv /app/.venv
+CMD ["nbp-registry", "serve", "--host", "0.0.0.0", "--port", "8000"]
+
+FROM runtime AS history
+COPY --from=build-history /app/.venv /app/.venv
+CMD ["nbp-history", "serve", "--host", "0.0.0.0", "--port", "8000"]
+
+FROM runtime AS executor
+# Kernels, IPython and matplotlib keep their runtime files under /tmp (the root filesystem is read-only
+# in the cluster); the user may be any uid (the chart runs it as the notebook user), so no home is assumed.
+ENV HOME=/tmp \
+    USER=executor \
+    JUPYTER_RUNTIME_DIR=/tmp/jupyter/runtime \
+    JUPYTER_DATA_DIR=/tmp/jupyter/data \
+    IPYTHONDIR=/tmp/ipython \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    NBP_WORKSPACE=/workspace
+COPY --from=build-executor /app/.venv /app/.venv
+CMD ["nbp-executor", "serve", "--host", "0.0.0.0", "--port", "8000"]
+
+# --- Superset with what its Keycloak login needs (Authlib; psycopg2 for the metadata database) ---------
+# Configuration is not baked in: the chart mounts superset-auth/*.py and loads them.
+FROM ${SUPERSET_IMAGE} AS superset
+USER 0
+RUN pip install --no-cache-dir "Authlib==1.3.2" "psycopg2-binary==2.9.10"
+# back to the image's `superset` user (uid and gid 1000; the chart's runAsUser)
+USER 1000:1000

@@ -1,0 +1,249 @@
+"""Fixtures over the rendered chart (`make chart-render` writes .cache/chart/render/<variant>.yaml).
+
+Checks that need Helm itself (schema refusals, the lookup of existing secrets, NOTES) run the Helm binary
+the Makefile built, on the prepared copy of the chart (third-party subcharts left out; see
+tests/chart/tools/chart.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CHART_SRC = REPO / "charts" / "notebook-platform"
+CACHE = REPO / ".cache" / "chart"
+RENDERED = CACHE / "render"
+PREPARED = CACHE / "chart" / "notebook-platform"
+RELEASE = "nbp"
+NAMESPACE = "notebook-platform"
+HOW = "run `make chart-render` (or `make chart-test`), which builds Helm and renders the chart"
+
+
+def _helm_binary() -> Path:
+    found = sorted(REPO.glob(".cache/tools/helm-*/helm"))
+    if not found:
+        pytest.fail(f"Helm not found under .cache/tools: {HOW}")
+    return found[-1]
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    return _helm_binary()
+
+
+@pytest.fixture(scope="session")
+def chart() -> Path:
+    if not (PREPARED / "Chart.yaml").is_file():
+        pytest.fail(f"no prepared chart at {PREPARED}: {HOW}")
+    return PREPARED
+
+
+def load_docs(text: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+@pytest.fixture(scope="session")
+def rendered() -> dict[str, list[dict[str, Any]]]:
+    files = sorted(RENDERED.glob("*.yaml"))
+    if not files:
+        pytest.fail(f"no rendered manifests in {RENDERED}: {HOW}")
+    return {path.stem: load_docs(path.read_text()) for path in files}
+
+
+@pytest.fixture(scope="session")
+def default(rendered: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return rendered["default"]
+
+
+@pytest.fixture(scope="session")
+def values() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((CHART_SRC / "values.yaml").read_text())
+    return data
+
+
+class Helm:
+    """`helm template` on the prepared chart with extra arguments."""
+
+    def __init__(self, binary: Path, chart: Path) -> None:
+        self.binary, self.chart = binary, chart
+
+    def run(
+        self, *args: str, release: str = RELEASE, chart: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = [
+            str(self.binary),
+            "template",
+            release,
+            str(chart or self.chart),
+            "--namespace",
+            NAMESPACE,
+            *args,
+        ]
+        return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
+
+    def template(self, *args: str, **kwargs: Any) -> list[dict[str, Any]]:
+        proc = self.run(*args, **kwargs)
+        assert proc.returncode == 0, proc.stderr
+        return load_docs(proc.stdout)
+
+
+@pytest.fixture(scope="session")
+def helm_template(helm: Path, chart: Path) -> Helm:
+    return Helm(helm, chart)
+
+
+@pytest.fixture
+def chart_copy(chart: Path, tmp_path: Path) -> Path:
+    """A scratch copy of the prepared chart a test may add files to."""
+    dest = tmp_path / chart.name
+    shutil.copytree(chart, dest)
+    return dest
+
+
+# --- a minimal Kubernetes API: just what Helm's `lookup` needs ------------------------------------------
+
+
+class FakeCluster:
+    """Serves Secrets to Helm (`helm template --dry-run=server`), so that `lookup` finds them."""
+
+    def __init__(self) -> None:
+        self.secrets: dict[tuple[str, str], dict[str, Any]] = {}
+        self.requests: list[str] = []
+        cluster = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                cluster.requests.append(self.path)
+
+            def _send(self, code: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0].strip("/").split("/")
+                if path == ["version"]:
+                    return self._send(200, {"major": "1", "minor": "34", "gitVersion": "v1.34.0"})
+                if path == ["api"]:
+                    return self._send(200, {"kind": "APIVersions", "versions": ["v1"]})
+                if path == ["apis"]:
+                    return self._send(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
+                if path == ["api", "v1"]:
+                    resource = {
+                        "name": "secrets",
+                        "singularName": "secret",
+                        "namespaced": True,
+                        "kind": "Secret",
+                        "verbs": ["get", "list"],
+                    }
+                    return self._send(
+                        200, {"kind": "APIResourceList", "groupVersion": "v1", "resources": [resource]}
+                    )
+                if len(path) == 6 and path[:3] == ["api", "v1", "namespaces"] and path[4] == "secrets":
+                    secret = cluster.secrets.get((path[3], path[5]))
+                    if secret is not None:
+                        return self._send(200, secret)
+                return self._send(
+                    404,
+                    {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "status": "Failure",
+                        "reason": "NotFound",
+                        "code": 404,
+                    },
+                )
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def add_secret(self, name: str, data: dict[str, str], namespace: str = NAMESPACE) -> None:
+        encoded = {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
+        self.secrets[(namespace, name)] = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "type": "Opaque",
+            "data": encoded,
+        }
+
+    def kubeconfig(self, path: Path) -> Path:
+        port = self.server.server_address[1]
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "fake",
+            "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+            "users": [{"name": "fake", "user": {}}],
+            "contexts": [
+                {"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": NAMESPACE}}
+            ],
+        }
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+
+@pytest.fixture
+def fake_cluster() -> Iterator[FakeCluster]:
+    cluster = FakeCluster()
+    cluster.thread.start()
+    try:
+        yield cluster
+    finally:
+        cluster.server.shutdown()
+        cluster.server.server_close()
+
+
+# --- helpers over manifests ---------------------------------------------------------------------------
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [doc for doc in docs if doc["kind"] == kind and doc["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
+    return found[0]
+
+
+def pod_specs(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(ref, pod metadata, pod spec) of every workload and bare Pod."""
+    out = []
+    for doc in docs:
+        kind, name = doc["kind"], doc["metadata"]["name"]
+        if kind in {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}:
+            template = doc["spec"]["template"]
+            out.append((f"{kind}/{name}", template.get("metadata", {}), template["spec"]))
+        elif kind == "CronJob":
+            template = doc["spec"]["jobTemplate"]["spec"]["template"]
+            out.append((f"{kind}/{name}", template.get("metadata", {}), template["spec"]))
+        elif kind == "Pod":
+            out.append((f"{kind}/{name}", doc["metadata"], doc["spec"]))
+    return out
+
+
+def containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*spec.get("initContainers", []), *spec.get("containers", [])]
+
+
+def env_map(container: dict[str, Any]) -> dict[str, Any]:
+    return {item["name"]: item.get("value", item.get("valueFrom")) for item in container.get("env", [])}
+
+
+def decoded(secret: dict[str, Any]) -> dict[str, str]:
+    return {key: base64.b64decode(value).decode() for key, value in secret.get("data", {}).items()}

@@ -1,0 +1,397 @@
+# mypy: disable-error-code="import-not-found"
+# (pytest puts tests/chart on sys.path to share conftest's helpers; mypy names it tests.chart.conftest)
+"""How the pieces are wired: database, the three services, Keycloak's realm, JupyterHub, Superset, tests."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import CHART_SRC, RELEASE, REPO, by_kind, containers, env_map, one
+
+SERVICES = ("registry", "executor", "history")
+ROLES = {"nbp_registry", "nbp_executor", "nbp_history", "superset_ro", "superset", "keycloak"}
+
+
+def deployment(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    found: dict[str, Any] = one(docs, "Deployment", f"{RELEASE}-{name}")
+    return found
+
+
+def main_container(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    container: dict[str, Any] = deployment(docs, name)["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+# --- database -----------------------------------------------------------------------------------------
+
+
+def test_cnpg_cluster_roles_and_databases(default: list[dict[str, Any]]) -> None:
+    cluster = one(default, "Cluster", f"{RELEASE}-db")["spec"]
+    assert cluster["bootstrap"]["initdb"]["database"] == "notebook_manager"
+    assert cluster["enableSuperuserAccess"] is False
+    roles = {r["name"]: r for r in cluster["managed"]["roles"]}
+    assert set(roles) == ROLES
+    secrets = {s["metadata"]["name"]: s for s in by_kind(default, "Secret")}
+    for name, role in roles.items():
+        secret = secrets[role["passwordSecret"]["name"]]
+        assert secret["type"] == "kubernetes.io/basic-auth"
+        assert secret["metadata"]["labels"]["cnpg.io/reload"] == "true"
+        assert role["login"] is True
+        assert role["ensure"] == "present"
+        assert base64.b64decode(secret["data"]["username"]).decode() == name
+    databases = {d["spec"]["name"]: d["spec"] for d in by_kind(default, "Database")}
+    assert set(databases) == {"notebook_manager", "superset", "keycloak"}
+    schemas = {s["name"]: s["owner"] for s in databases["notebook_manager"]["schemas"]}
+    assert schemas == {"registry": "nbp_registry", "executor": "nbp_executor", "history": "nbp_history"}
+    assert databases["superset"]["owner"] == "superset"
+    assert databases["keycloak"]["owner"] == "keycloak"
+    assert all(d["cluster"]["name"] == f"{RELEASE}-db" for d in databases.values())
+
+
+def test_minimal_platform_creates_only_its_roles(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    cluster = one(rendered["minimal"], "Cluster", f"{RELEASE}-db")["spec"]
+    assert {r["name"] for r in cluster["managed"]["roles"]} == {"nbp_registry", "nbp_executor", "nbp_history"}
+    history = deployment(rendered["minimal"], "history")["spec"]["template"]["spec"]
+    assert [c["name"] for c in history["initContainers"]] == ["migrate"]
+
+
+def test_services_read_the_database_from_cnpg_and_role_secrets(default: list[dict[str, Any]]) -> None:
+    for name in SERVICES:
+        env = env_map(main_container(default, name))
+        for var, key in (("NBP_DB_HOST", "host"), ("NBP_DB_PORT", "port"), ("NBP_DB_NAME", "dbname")):
+            assert env[var]["secretKeyRef"] == {"name": f"{RELEASE}-db-app", "key": key}
+        assert env["NBP_DB_USER"]["secretKeyRef"] == {"name": f"{RELEASE}-db-{name}", "key": "username"}
+        assert env["NBP_DB_PASSWORD"]["secretKeyRef"] == {"name": f"{RELEASE}-db-{name}", "key": "password"}
+
+
+def test_database_accepts_only_its_clients(default: list[dict[str, Any]]) -> None:
+    policy = one(default, "NetworkPolicy", f"{RELEASE}-db")["spec"]
+    assert policy["podSelector"]["matchLabels"] == {"cnpg.io/cluster": f"{RELEASE}-db"}
+    clients = policy["ingress"][0]
+    assert clients["from"] == [{"podSelector": {"matchLabels": {"notebook-platform/access-db": "true"}}}]
+    assert clients["ports"] == [{"protocol": "TCP", "port": 5432}]
+    operator = policy["ingress"][2]
+    assert operator["ports"] == [{"protocol": "TCP", "port": 8000}]
+    clients_pods = [
+        d["metadata"]["name"]
+        for d in by_kind(default, "Deployment")
+        if d["spec"]["template"]["metadata"]["labels"].get("notebook-platform/access-db") == "true"
+    ]
+    assert sorted(clients_pods) == sorted(f"{RELEASE}-{s}" for s in SERVICES)
+
+
+def test_superset_read_only_role_is_granted_on_history(default: list[dict[str, Any]]) -> None:
+    spec = deployment(default, "history")["spec"]["template"]["spec"]
+    assert [c["name"] for c in spec["initContainers"]] == ["migrate", "grant-readonly"]
+    grant = spec["initContainers"][1]
+    env = env_map(grant)
+    assert (env["NBP_READONLY_ROLE"], env["NBP_READONLY_SCHEMA"]) == ("superset_ro", "history")
+    script = one(default, "ConfigMap", f"{RELEASE}-history-grants")["data"]["grant-readonly.py"]
+    assert "GRANT SELECT ON ALL TABLES IN SCHEMA" in script
+    assert "ALTER DEFAULT PRIVILEGES" in script
+    compile(script, "grant-readonly.py", "exec")
+
+
+# --- the three services -------------------------------------------------------------------------------
+
+
+def _shape(node: Any) -> Any:
+    """The structure of a manifest with names, images and env values abstracted away."""
+    if isinstance(node, dict):
+        return {k: _shape(v) for k, v in node.items() if k not in {"env", "name", "image", "command"}}
+    if isinstance(node, list):
+        return [_shape(v) for v in node]
+    return type(node).__name__
+
+
+def test_services_come_from_one_template(default: list[dict[str, Any]]) -> None:
+    for kind in ("Service", "ServiceAccount"):
+        shapes = {json.dumps(_shape(one(default, kind, f"{RELEASE}-{s}")), sort_keys=True) for s in SERVICES}
+        assert len(shapes) == 1, kind
+    mains = {
+        json.dumps(_shape(main_container(default, s) | {"volumeMounts": []}), sort_keys=True)
+        for s in SERVICES
+    }
+    assert len(mains) == 1
+    for name in SERVICES:
+        container = main_container(default, name)
+        assert container["command"] == [f"nbp-{name}", "serve", "--host", "0.0.0.0", "--port", "8000"]
+        migrate = deployment(default, name)["spec"]["template"]["spec"]["initContainers"][0]
+        assert migrate["command"] == [f"nbp-{name}", "migrate"]
+        assert migrate["env"] == container["env"]
+        assert container["image"] == f"notebook-platform/{name}:0.1.0"
+
+
+def test_service_environment_contract(default: list[dict[str, Any]]) -> None:
+    issuer = "http://nbp.localtest.me/auth/realms/notebook-platform"
+    keycloak = f"http://{RELEASE}-keycloakx-http.notebook-platform.svc.cluster.local:80/auth/realms/notebook-platform"
+    for name in SERVICES:
+        env = env_map(main_container(default, name))
+        assert env["NBP_AUTH"] == "keycloak"
+        assert env["NBP_OIDC_ISSUER"] == issuer
+        assert env["NBP_OIDC_JWKS_URL"] == f"{keycloak}/protocol/openid-connect/certs"
+        assert env["NBP_OIDC_AUDIENCE"] == "nbp-api"
+    svc = "notebook-platform.svc.cluster.local:8000"
+    executor = env_map(main_container(default, "executor"))
+    assert executor["NBP_REGISTRY_URL"] == f"http://{RELEASE}-registry.{svc}"
+    assert executor["NBP_HISTORY_URL"] == f"http://{RELEASE}-history.{svc}"
+    assert executor["NBP_WORKSPACE"] == "/workspace"
+    assert executor["NBP_OIDC_TOKEN_URL"] == f"{keycloak}/protocol/openid-connect/token"
+    assert executor["NBP_SERVICE_CLIENT_ID"] == "nbp-executor"
+    assert executor["NBP_SERVICE_CLIENT_SECRET"]["secretKeyRef"] == {
+        "name": "nbp-oidc-clients",
+        "key": "nbp-executor",
+    }
+    assert executor["NBP_EXECUTOR_WORKERS"] == "2"
+    registry = env_map(main_container(default, "registry"))
+    assert registry["NBP_OPENAPI_PEERS"] == (
+        f"http://{RELEASE}-executor.{svc}/openapi.json,http://{RELEASE}-history.{svc}/openapi.json"
+    )
+
+
+def test_executor_shares_the_workspace_with_jupyterhub(
+    default: list[dict[str, Any]], values: dict[str, Any]
+) -> None:
+    pvc = one(default, "PersistentVolumeClaim", "nbp-workspace")
+    assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    spec = deployment(default, "executor")["spec"]["template"]["spec"]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "workspace"]
+    assert volume["persistentVolumeClaim"] == {"claimName": "nbp-workspace"}
+    (mount,) = [m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "workspace"]
+    assert mount["mountPath"] == "/workspace"
+    assert not mount.get("readOnly")
+    # outputs are written as the notebook user, into <workspace>/<username>, the user's home in JupyterHub
+    assert (spec["securityContext"]["runAsUser"], spec["securityContext"]["fsGroup"]) == (1000, 100)
+    single = values["jupyterhub"]["singleuser"]
+    assert (single["uid"], single["fsGid"]) == (1000, 100)
+    assert single["storage"]["type"] == "static"
+    assert single["storage"]["static"] == {"pvcName": "nbp-workspace", "subPath": "{username}"}
+    registry = deployment(default, "registry")["spec"]["template"]["spec"]
+    (mount,) = [m for m in registry["containers"][0]["volumeMounts"] if m["name"] == "workspace"]
+    assert mount["readOnly"] is True
+
+
+def test_network_policies_between_services(default: list[dict[str, Any]]) -> None:
+    for name in SERVICES:
+        policy = one(default, "NetworkPolicy", f"{RELEASE}-{name}")["spec"]
+        assert policy["policyTypes"] == ["Ingress", "Egress"]
+        (rule,) = policy["ingress"]
+        peers = rule["from"]
+        assert peers[0]["namespaceSelector"]["matchLabels"] == {
+            "kubernetes.io/metadata.name": "ingress-nginx"
+        }
+        assert peers[1] == {"podSelector": {"matchLabels": {"notebook-platform/access-api": "true"}}}
+        assert rule["ports"] == [{"protocol": "TCP", "port": 8000}]
+        egress_ports = {p["port"] for r in policy["egress"] for p in r.get("ports", [])}
+        assert {53, 5432, 8080} <= egress_ports
+        calls_peers = any(
+            r.get("to", [{}])[0].get("podSelector", {}).get("matchLabels", {}).get("notebook-platform/api")
+            == "true"
+            for r in policy["egress"]
+        )
+        assert calls_peers == (name != "history")
+    # the executor and registry call the other services: they carry the access label; history does not
+    labels = {s: deployment(default, s)["spec"]["template"]["metadata"]["labels"] for s in SERVICES}
+    assert {s for s, lab in labels.items() if lab.get("notebook-platform/access-api") == "true"} == {
+        "registry",
+        "executor",
+    }
+
+
+def test_notebooks_may_reach_the_api(values: dict[str, Any]) -> None:
+    single = values["jupyterhub"]["singleuser"]
+    assert single["extraLabels"]["notebook-platform/access-api"] == "true"
+    egress = single["networkPolicy"]["egress"]
+    api = [r for r in egress if r["to"][0]["podSelector"]["matchLabels"] == {"notebook-platform/api": "true"}]
+    assert api
+    assert api[0]["ports"] == [{"protocol": "TCP", "port": 8000}]
+    assert single["networkPolicy"]["enabled"] is True
+
+
+# --- identity -----------------------------------------------------------------------------------------
+
+
+def _realm_files() -> list[Path]:
+    files = sorted((REPO / "keycloak-realm").glob("*.json"))
+    return files or sorted((REPO / "tests" / "chart" / "fixtures" / "keycloak-realm").glob("*.json"))
+
+
+def test_keycloak_imports_the_realm(default: list[dict[str, Any]], values: dict[str, Any]) -> None:
+    kc = values["keycloakx"]
+    assert kc["command"][1:] == ["start", "--import-realm"]
+    assert "mountPath: /opt/keycloak/data/import" in kc["extraVolumeMounts"]
+    assert "name: {{ .Release.Name }}-keycloak-realm" in kc["extraVolumes"]
+    realm_cm = one(default, "ConfigMap", f"{RELEASE}-keycloak-realm")["data"]
+    assert sorted(realm_cm) == [p.name for p in _realm_files()]
+    for name, text in realm_cm.items():
+        realm = json.loads(text)
+        assert realm["realm"] == values["oidc"]["realm"] == "notebook-platform", name
+
+
+def test_realm_placeholders_are_all_provided(default: list[dict[str, Any]], values: dict[str, Any]) -> None:
+    """Every ${VAR} the realm file uses is set in Keycloak's environment (ConfigMap or Secret refs)."""
+    provided = set(one(default, "ConfigMap", f"{RELEASE}-keycloak-env")["data"])
+    provided |= set(re.findall(r"- name: ([A-Z0-9_]+)", values["keycloakx"]["extraEnv"]))
+    for path in _realm_files():
+        used = set(re.findall(r"\$\{([A-Za-z0-9_.]+)(?::[^}]*)?\}", path.read_text()))
+        used = {u.removeprefix("env.") for u in used}
+        assert used <= provided, (
+            f"{path.name} uses {sorted(used - provided)}, not set in Keycloak's environment"
+        )
+
+
+def test_keycloak_runs_behind_the_ingress(default: list[dict[str, Any]], values: dict[str, Any]) -> None:
+    env = one(default, "ConfigMap", f"{RELEASE}-keycloak-env")["data"]
+    assert env["KC_PROXY_HEADERS"] == "xforwarded"
+    assert env["KC_HOSTNAME"] == "http://nbp.localtest.me/auth"
+    assert env["KC_HTTP_ENABLED"] == "true"
+    assert env["KC_DB_URL_HOST"] == f"{RELEASE}-db-rw"
+    assert env["KC_DB_URL_DATABASE"] == "keycloak"
+    assert values["keycloakx"]["http"]["relativePath"] == "/auth"
+    assert values["keycloakx"]["proxy"]["enabled"] is False  # ours, not set twice
+    assert values["keycloakx"]["podLabels"]["notebook-platform/access-db"] == "true"
+
+
+def test_jupyterhub_signs_in_with_keycloak(values: dict[str, Any]) -> None:
+    hub = values["jupyterhub"]["hub"]
+    config = hub["config"]
+    assert config["JupyterHub"]["authenticator_class"] == "generic-oauth"
+    assert config["Authenticator"]["enable_auth_state"] is True
+    oauth = config["GenericOAuthenticator"]
+    assert "openid" in oauth["scope"]
+    assert oauth["client_id"] == "jupyterhub"
+    assert oauth["manage_groups"] is True
+    assert oauth["auth_state_groups_key"] == "oauth_user.groups"
+    assert oauth["allowed_groups"], "an explicit allow rule"
+    assert set(oauth["admin_groups"]) <= set(oauth["allowed_groups"])
+    assert oauth["enable_pkce"] is True
+    secret = hub["extraEnv"]["OAUTH_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert secret == {"name": "nbp-oidc-clients", "key": "jupyterhub"}
+    extra = hub["extraConfig"]["10-notebook-platform.py"]
+    compile(extra.replace("c.", "config."), "hub-extra-config", "exec")
+    for trait in ("oauth_callback_url", "authorize_url", "token_url", "userdata_url"):
+        assert f"c.GenericOAuthenticator.{trait} = " in extra
+
+
+def test_realm_groups_match_the_hub_allow_rule(values: dict[str, Any]) -> None:
+    allowed = set(values["jupyterhub"]["hub"]["config"]["GenericOAuthenticator"]["allowed_groups"])
+    for path in _realm_files():
+        realm = json.loads(path.read_text())
+        groups = {g["name"] for g in realm.get("groups", [])}
+        assert allowed <= groups, (
+            f"{path.name} defines groups {sorted(groups)}; JupyterHub allows {sorted(allowed)}"
+        )
+        clients = {c["clientId"] for c in realm.get("clients", [])}
+        assert {"jupyterhub", "superset", "nbp-api", "nbp-cli", "nbp-executor"} <= clients, path.name
+
+
+# --- Superset -----------------------------------------------------------------------------------------
+
+
+def test_superset_loads_the_files_under_superset_auth(
+    default: list[dict[str, Any]], values: dict[str, Any]
+) -> None:
+    cm = one(default, "ConfigMap", f"{RELEASE}-superset-auth")
+    expected = sorted(p.name for p in (REPO / "superset-auth").glob("*.py"))
+    assert sorted(cm.get("data") or {}) == expected
+    superset = values["superset"]
+    mounts = {m["name"]: m["mountPath"] for m in superset["extraVolumeMounts"]}
+    assert mounts["superset-auth"] == "/app/nbp/superset-auth"
+    assert 'glob("/app/nbp/superset-auth/*.py")' in superset["configOverrides"]["nbp_platform"]
+    assert superset["postgresql"]["enabled"] is False, "metadata lives in the platform's CNPG cluster"
+    assert superset["supersetNode"]["connections"]["db_host"] == "{{ .Release.Name }}-db-rw"
+    assert superset["supersetNode"]["connections"]["db_name"] == "superset"
+
+
+def test_superset_config_override_is_valid_python(values: dict[str, Any]) -> None:
+    source = values["superset"]["configOverrides"]["nbp_platform"]
+    source = re.sub(r"\{\{.*?\}\}", "x", source)
+    compile(source, "superset_config_override", "exec")
+
+
+def test_our_superset_image_matches_the_chart(values: dict[str, Any]) -> None:
+    chart = yaml.safe_load((CHART_SRC / "Chart.yaml").read_text())
+    image = values["superset"]["image"]
+    if image["repository"].startswith("notebook-platform/"):
+        assert image["tag"] == chart["appVersion"]
+    else:
+        assert image["tag"]
+        assert image["tag"] != "latest"
+
+
+# --- helm test, NOTES, dependencies -------------------------------------------------------------------
+
+
+def test_helm_test_hooks(default: list[dict[str, Any]]) -> None:
+    tests = {
+        d["metadata"]["name"]: d
+        for d in by_kind(default, "Pod")
+        if d["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"
+    }
+    expected = {f"{RELEASE}-{s}-test-ready" for s in SERVICES} | {
+        f"{RELEASE}-test-db",
+        f"{RELEASE}-test-keycloak",
+    }
+    assert set(tests) == expected
+    for name in SERVICES:
+        script = tests[f"{RELEASE}-{name}-test-ready"]["spec"]["containers"][0]["command"][2]
+        assert f"http://{RELEASE}-{name}.notebook-platform.svc:8000/ready" in script
+    db = tests[f"{RELEASE}-test-db"]["spec"]["containers"][0]
+    assert db["command"][0] == "psql"
+    assert env_map(db)["PGHOST"]["secretKeyRef"]["key"] == "host"
+    kc = tests[f"{RELEASE}-test-keycloak"]["spec"]["containers"][0]["command"][2]
+    assert "/.well-known/openid-configuration" in kc
+    assert 'expected = "http://nbp.localtest.me/auth/realms/notebook-platform"' in kc
+    for pod in tests.values():
+        for container in containers(pod["spec"]):
+            compile_python = container["command"][:2] == ["python", "-c"]
+            if compile_python:
+                compile(container["command"][2], pod["metadata"]["name"], "exec")
+
+
+def test_notes_print_the_urls(helm_template: Any, chart_copy: Path) -> None:
+    probe = chart_copy / "templates" / "zz-notes-probe.yaml"
+    probe.write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes-probe\n"
+        'data:\n  notes: {{ include "notebook-platform/templates/NOTES.txt" . | quote }}\n'
+    )
+    docs = helm_template.template("--show-only", "templates/zz-notes-probe.yaml", chart=chart_copy)
+    notes = docs[0]["data"]["notes"]
+    for url in (
+        "http://nbp.localtest.me/docs",
+        "http://nbp.localtest.me/auth/admin/",
+        "http://nbp.localtest.me/hub/",
+        "http://superset.nbp.localtest.me/",
+        "http://nbp.localtest.me/auth/realms/notebook-platform",
+    ):
+        assert url in notes, url
+
+
+def test_third_party_charts_sit_behind_conditions() -> None:
+    chart = yaml.safe_load((CHART_SRC / "Chart.yaml").read_text())
+    remote = [d for d in chart["dependencies"] if "repository" in d]
+    assert {d["name"] for d in remote} == {"keycloakx", "jupyterhub", "superset"}
+    for dep in remote:
+        assert dep["condition"] == f"{dep['name']}.enabled"
+        assert re.fullmatch(r"\d+\.\d+\.\d+", dep["version"]), "pinned"
+    (local,) = [d for d in chart["dependencies"] if "repository" not in d]
+    assert local["name"] == "nbp-lib"
+    assert yaml.safe_load((CHART_SRC / "charts" / "nbp-lib" / "Chart.yaml").read_text())["type"] == "library"
+
+
+@pytest.mark.parametrize("variant", ["default", "kind", "production", "existing-secrets", "minimal"])
+def test_every_object_is_labelled_and_namespaced(
+    rendered: dict[str, list[dict[str, Any]]], variant: str
+) -> None:
+    for doc in rendered[variant]:
+        meta = doc["metadata"]
+        assert meta["namespace"] == "notebook-platform", meta["name"]
+        assert meta["labels"]["app.kubernetes.io/part-of"] == "notebook-platform", meta["name"]
+        assert meta["labels"]["app.kubernetes.io/instance"] == RELEASE, meta["name"]

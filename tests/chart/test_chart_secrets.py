@@ -1,0 +1,194 @@
+# mypy: disable-error-code="import-not-found"
+# (pytest puts tests/chart on sys.path to share conftest's helpers; mypy names it tests.chart.conftest)
+"""Credentials: in Secrets only, overridable by existing Secrets, and kept across upgrades."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from conftest import CHART_SRC, NAMESPACE, RELEASE, by_kind, containers, decoded, one, pod_specs
+
+SECRET_KEY = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential)s?$", re.I)
+# Keys that name a Secret or say where a secret lives, not a secret value.
+NAMING_KEYS = re.compile(r"(secretName|existingSecret\w*|secretKeyRef|secretRef|\w+Name|name|key)$")
+PLACEHOLDER = re.compile(r"^\$\{[A-Z0-9_]+(:[^}]*)?\}$")
+
+CREDENTIALS = {
+    "dbRegistry": f"{RELEASE}-db-registry",
+    "dbExecutor": f"{RELEASE}-db-executor",
+    "dbHistory": f"{RELEASE}-db-history",
+    "dbSupersetRo": f"{RELEASE}-db-superset-ro",
+    "dbSuperset": f"{RELEASE}-db-superset",
+    "dbKeycloak": f"{RELEASE}-db-keycloak",
+    "keycloakAdmin": f"{RELEASE}-keycloak-admin",
+    "oidcClients": "nbp-oidc-clients",
+    "supersetSecretKey": f"{RELEASE}-superset-secret-key",
+}
+
+
+def _walk(node: Any, path: str = "") -> list[tuple[str, str, Any]]:
+    out = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            out += [(f"{path}.{key}", str(key), value)] if not isinstance(value, (dict, list)) else []
+            out += _walk(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            out += _walk(value, f"{path}[{index}]")
+    return out
+
+
+def _secret_values(docs: list[dict[str, Any]]) -> set[str]:
+    return {
+        value
+        for secret in by_kind(docs, "Secret")
+        for key, value in decoded(secret).items()
+        if key != "username" and len(value) >= 8
+    }
+
+
+def test_default_values_hold_no_secret(values: dict[str, Any]) -> None:
+    leaks = [
+        f"{path} = {value!r}"
+        for path, key, value in _walk(values)
+        if SECRET_KEY.search(key) and not NAMING_KEYS.search(key) and value not in ("", None, False, True)
+    ]
+    assert not leaks, "secret-looking values in values.yaml:\n" + "\n".join(leaks)
+
+
+def test_no_secret_in_any_configmap(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    for variant, docs in rendered.items():
+        secrets = _secret_values(docs)
+        for cm in by_kind(docs, "ConfigMap"):
+            for key, text in (cm.get("data") or {}).items():
+                where = f"{variant}: ConfigMap {cm['metadata']['name']}/{key}"
+                assert not (SECRET_KEY.search(key) and text), f"{where} is a secret"
+                for value in secrets:
+                    assert value not in text, (
+                        f"{variant}: a Secret's value appears in ConfigMap {cm['metadata']['name']}/{key}"
+                    )
+                if key.endswith(".json"):
+                    _assert_placeholders_only(json.loads(text), f"{variant} {cm['metadata']['name']}/{key}")
+                else:
+                    for line in text.splitlines():
+                        name, sep, value = line.partition(":")
+                        if sep and SECRET_KEY.search(name.strip()) and value.strip():
+                            raise AssertionError(f"{variant}: {cm['metadata']['name']}/{key}: {line.strip()}")
+
+
+def _assert_placeholders_only(realm: Any, where: str) -> None:
+    """Client secrets and user credentials in the realm must be ${ENV} placeholders."""
+    for path, key, value in _walk(realm):
+        if key == "secret" or (key == "value" and ".credentials[" in path):
+            assert isinstance(value, str), f"{where}: {path} is not a string"
+            assert PLACEHOLDER.match(value), f"{where}: {path} holds a literal secret"
+
+
+def test_credentials_are_secrets_and_env_comes_from_secret_refs(default: list[dict[str, Any]]) -> None:
+    secrets = {s["metadata"]["name"]: s for s in by_kind(default, "Secret")}
+    assert set(secrets) == set(CREDENTIALS.values())
+    for name, secret in secrets.items():
+        assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep", name
+        assert all(len(v) >= 32 for k, v in decoded(secret).items() if k != "username"), name
+    for ref, _meta, spec in pod_specs(default):
+        for container in containers(spec):
+            for item in container.get("env", []):
+                if SECRET_KEY.search(item["name"]):
+                    assert "secretKeyRef" in item.get("valueFrom", {}), (
+                        f"{ref}: {item['name']} is not from a Secret"
+                    )
+
+
+def test_existing_secrets_replace_every_generated_one(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    docs = rendered["existing-secrets"]
+    assert by_kind(docs, "Secret") == [], "no Secret is generated when all are given"
+    refs = {
+        item["valueFrom"]["secretKeyRef"]["name"]
+        for _ref, _meta, spec in pod_specs(docs)
+        for container in containers(spec)
+        for item in container.get("env", [])
+        if "secretKeyRef" in item.get("valueFrom", {})
+    }
+    assert refs == {"nbp-db-app", "ext-db-registry", "ext-db-executor", "ext-db-history", "ext-oidc-clients"}
+    (cluster,) = by_kind(docs, "Cluster")
+    roles = {r["name"]: r["passwordSecret"]["name"] for r in cluster["spec"]["managed"]["roles"]}
+    assert roles == {
+        "nbp_registry": "ext-db-registry",
+        "nbp_executor": "ext-db-executor",
+        "nbp_history": "ext-db-history",
+        "superset_ro": "ext-db-superset-ro",
+        "superset": "ext-db-superset",
+        "keycloak": "ext-db-keycloak",
+    }
+
+
+def test_generated_secrets_are_looked_up_before_generated() -> None:
+    """Source check: each random value comes from the one helper, and it consults `lookup` first."""
+    templates = {p: p.read_text() for p in (CHART_SRC / "templates").rglob("*") if p.is_file()}
+    generators = re.compile(
+        r"\b(randAlphaNum|randAlpha|randNumeric|randAscii|randBytes|uuidv4|genPrivateKey)\b"
+    )
+    users = [str(p) for p, text in templates.items() if generators.search(text)]
+    assert users == [str(CHART_SRC / "templates" / "_helpers.tpl")], users
+    helpers = templates[CHART_SRC / "templates" / "_helpers.tpl"]
+    block = helpers.split('{{- define "nbp.generatedValue" -}}', 1)[1].split("{{- end -}}\n\n", 1)[0]
+    assert block.index('lookup "v1" "Secret"') < block.index("randAlphaNum")
+    assert len(generators.findall(helpers)) == 1, "randomness outside nbp.generatedValue"
+    secrets_tpl = templates[CHART_SRC / "templates" / "secrets.yaml"]
+    assert secrets_tpl.count('include "nbp.generatedValue"') == 4  # db, login, oidc (per client), key
+
+
+def test_upgrade_keeps_existing_secret_values(helm_template: Any, fake_cluster: Any, tmp_path: Path) -> None:
+    """Behaviour: rendered against a cluster that already holds some of the Secrets, the chart reuses
+    their values; only missing ones are generated (Helm's `lookup`, --dry-run=server)."""
+    fake_cluster.add_secret(
+        f"{RELEASE}-db-registry", {"username": "nbp_registry", "password": "kept-registry-pw"}
+    )
+    fake_cluster.add_secret("nbp-oidc-clients", {"jupyterhub": "kept-hub", "superset": "kept-superset"})
+    kubeconfig = fake_cluster.kubeconfig(tmp_path / "kubeconfig")
+    args = ("--dry-run=server", "--kubeconfig", str(kubeconfig), "--show-only", "templates/secrets.yaml")
+    first = {s["metadata"]["name"]: decoded(s) for s in helm_template.template(*args)}
+    second = {s["metadata"]["name"]: decoded(s) for s in helm_template.template(*args)}
+    assert first[f"{RELEASE}-db-registry"]["password"] == "kept-registry-pw"
+    assert first["nbp-oidc-clients"]["jupyterhub"] == "kept-hub"
+    assert first["nbp-oidc-clients"]["superset"] == "kept-superset"
+    # a key missing from an existing Secret is generated, and so are Secrets that do not exist yet
+    assert len(first["nbp-oidc-clients"]["nbp-executor"]) == 32
+    assert first[f"{RELEASE}-db-history"]["password"] != second[f"{RELEASE}-db-history"]["password"]
+    looked_up = {
+        p.split("?")[0].rsplit("/", 1)[-1]
+        for p in fake_cluster.requests
+        if f"/namespaces/{NAMESPACE}/secrets/" in p
+    }
+    assert looked_up == set(CREDENTIALS.values())
+
+
+def test_superset_reads_its_secrets_from_files(values: dict[str, Any]) -> None:
+    superset = values["superset"]
+    assert superset["supersetNode"]["connections"]["db_pass"] == ""
+    projected = next(v for v in superset["extraVolumes"] if v["name"] == "nbp-secrets")["projected"][
+        "sources"
+    ]
+    paths = {item["path"] for source in projected for item in source["secret"]["items"]}
+    assert paths == {"db-password", "history-ro-password", "secret-key", "oidc-client-secret"}
+    config = superset["configOverrides"]["nbp_platform"]
+    for path in paths:
+        assert f'_nbp_secret("{path}")' in config
+
+
+def test_keycloak_secrets_are_env_from_secrets(values: dict[str, Any], default: list[dict[str, Any]]) -> None:
+    env = values["keycloakx"]["extraEnv"]
+    for name in (
+        "KC_DB_PASSWORD",
+        "KC_BOOTSTRAP_ADMIN_PASSWORD",
+        "KC_JUPYTERHUB_CLIENT_SECRET",
+        "KC_SUPERSET_CLIENT_SECRET",
+        "KC_NBP_EXECUTOR_CLIENT_SECRET",
+    ):
+        block = env.split(f"- name: {name}\n", 1)[1].split("- name:", 1)[0]
+        assert "secretKeyRef" in block, name
+    config = one(default, "ConfigMap", f"{RELEASE}-keycloak-env")["data"]
+    assert not any(SECRET_KEY.search(key) for key in config)
