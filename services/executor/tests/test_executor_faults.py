@@ -31,7 +31,7 @@ class Cluster:
             "NBP_WORKSPACE": str(workspace),
             "NBP_REGISTRY_URL": self.registry.url,
             "NBP_HISTORY_URL": self.history.url,
-            "NBP_EXECUTOR_LEASE_SECONDS": "3",
+            "NBP_EXECUTOR_LEASE_SECONDS": "5",
             "NBP_EXECUTOR_RELAY_MAX_BACKOFF_SECONDS": "1",
             **executor_env,
         }
@@ -264,7 +264,7 @@ async def test_300_submissions_from_30_clients_to_2_executors_run_exactly_once(
         )
 
 
-def test_process_helpers_do_not_leak_the_environment() -> None:
+def test_kernels_do_not_inherit_the_executors_settings() -> None:
     # The executor strips its own settings from the kernels' environment.
     from nbp_executor.kernels import kernel_environment
 
