@@ -12,6 +12,7 @@ loop, without the signal handlers nbclient installs in ``execute()``; the worker
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -53,6 +54,7 @@ class Outcome:
     error_message: str | None = None
     error: ErrorDetails | None = None
     results: list[RecordedResult] = field(default_factory=list)
+    input_sha256: str | None = None
 
 
 def _input_index(nb: Any, index: int) -> int:
@@ -61,14 +63,18 @@ def _input_index(nb: Any, index: int) -> int:
     return index - injected
 
 
-def _prepare(input_path: Path, output_ref: str, parameters: dict[str, Any], kernel_name: str) -> Any:
+def _prepare(
+    input_path: Path, output_ref: str, parameters: dict[str, Any], kernel_name: str
+) -> tuple[Any, str]:
+    """The parameterized notebook, and the hash of the file as it was read for this run."""
+    digest = hashlib.sha256(input_path.read_bytes()).hexdigest()
     nb = load_notebook_node(str(input_path))
     if parameters:
         nb = parameterize_notebook(nb, parameters, report_mode=False, kernel_name=kernel_name)
     nb = prepare_notebook_metadata(nb, str(input_path), output_ref, False)
     nb = remove_error_markers(nb)
     nb.metadata.papermill["parameters"] = parameters
-    return nb
+    return nb, digest
 
 
 class _WarmClient(PapermillNotebookClient):  # type: ignore[misc]
@@ -115,11 +121,12 @@ class NotebookRun:
         self.cell_timeout = cell_timeout
         self.progress = Progress()
         self.nb: Any = None
+        self.input_sha256: str | None = None  # of the file this run read (it may have changed since submit)
         self._client: _WarmClient | None = None
         self._nb_man: NotebookExecutionManager | None = None
 
     async def prepare(self) -> None:
-        self.nb = await asyncio.to_thread(
+        self.nb, self.input_sha256 = await asyncio.to_thread(
             _prepare, self.input_path, self.output_ref, self.parameters, self.kernel_name
         )
         self.progress.cells_total = sum(
@@ -198,7 +205,7 @@ class NotebookRun:
         """Close the notebook's metadata, write the output, and say how the run ended."""
         assert self._nb_man is not None
         self._nb_man.notebook_complete()
-        outcome = Outcome(status=status, error_message=message)
+        outcome = Outcome(status=status, error_message=message, input_sha256=self.input_sha256)
         if status in ("failed", "timed_out", "cancelled") and exc is not None:
             outcome.error = self._cell_error(exc)
         try:

@@ -140,6 +140,8 @@ async def finish(
         job.error_message = outcome.error_message
         job.error = outcome.error.model_dump(exclude_none=True) if outcome.error else None
         job.results = [r.model_dump(mode="json") for r in outcome.results]
+        if outcome.input_sha256 is not None:
+            job.input_sha256 = outcome.input_sha256  # what ran, should the file have changed since submit
         if progress is not None:
             job.cells_done = progress.cells_done
             job.cells_total = progress.cells_total

@@ -4,6 +4,7 @@ real port, as ``make dev``), real PostgreSQL and real kernels."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -275,11 +276,21 @@ async def test_cancel_a_queued_run_ends_it_at_once(platform: Platform, notebook:
     assert response.status_code == 202
     assert response.json()["status"] == "cancelled"
     assert response.json()["error_message"] == "cancelled before it started"
+    # A queued run whose file changes before it starts records the hash of what it ran.
+    edited = notebook(platform.user("queue") / "edited.ipynb", "x = 1")
+    submitted = (
+        await platform.client.post("/executions", json={**body, "notebook_path": "edited.ipynb"})
+    ).json()
+    notebook(edited, "x = 2")
     for run_id in busy:
         await platform.client.post(f"/executions/{run_id}/cancel")
     for run_id in [*busy, queued]:
         assert (await platform.wait(run_id))["status"] == "cancelled"
     assert (await platform.history(queued, "cancelled"))["started_at"] is None
+    ran = await platform.wait(submitted["id"])
+    assert ran["status"] == "completed"
+    assert ran["input_sha256"] == hashlib.sha256(edited.read_bytes()).hexdigest() != submitted["input_sha256"]
+    assert (await platform.history(ran["id"], "completed"))["input_sha256"] == ran["input_sha256"]
 
 
 async def test_whole_run_timeout(platform: Platform, notebook: Notebook) -> None:
