@@ -85,8 +85,7 @@ chart-files: $(CHART_VENV)/.installed ## Copy keycloak-realm/ and superset-auth/
 # A copy of the chart without the third-party subcharts (they cannot be fetched here), rendered with the
 # defaults and with each ci/*-values.yaml.
 chart-render: $(HELM) $(CHART_VENV)/.installed ## Render the chart (defaults and ci/*-values.yaml) into .cache/chart/render
-	$(CHART_PY) tests/chart/tools/chart.py prepare --chart $(CHART_DIR) --repo . --out $(dir $(CHART_PREPARED)) \
-		--fallback-realm tests/chart/fixtures/keycloak-realm
+	$(CHART_PY) tests/chart/tools/chart.py prepare --chart $(CHART_DIR) --repo . --out $(dir $(CHART_PREPARED))
 	$(CHART_PY) tests/chart/tools/chart.py render --helm $(HELM) --chart $(CHART_PREPARED) --out $(CHART_RENDERED)
 
 chart-lint: chart-render ## helm lint --strict, defaults and every ci/*-values.yaml

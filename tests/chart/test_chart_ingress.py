@@ -4,9 +4,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
-from conftest import RELEASE, by_kind, env_map, one
+from conftest import RELEASE, REPO, by_kind, env_map, one
 
 DOMAIN = "nbp.localtest.me"
 
@@ -89,9 +91,14 @@ def test_every_url_derives_from_global_domain(helm_template: Any) -> None:
         assert env["NBP_OIDC_ISSUER"] == issuer
     keycloak = one(docs, "ConfigMap", f"{RELEASE}-keycloak-env")["data"]
     assert keycloak["KC_HOSTNAME"] == f"https://{domain}/auth"
-    assert keycloak["NBP_JUPYTERHUB_REDIRECT_URI"] == f"https://{domain}/hub/oauth_callback"
-    assert keycloak["NBP_SUPERSET_REDIRECT_URI"] == f"https://superset.{domain}/oauth-authorized/keycloak"
     assert keycloak["NBP_DOMAIN"] == domain
+    # The realm builds its redirect URIs from these placeholders when Keycloak imports it.
+    realm_text = (REPO / "keycloak-realm" / "realm.json").read_text()
+    for name, value in keycloak.items():
+        realm_text = re.sub(r"\$\{" + name + r"(:[^}]*)?\}", value, realm_text)
+    redirects = {c["clientId"]: c.get("redirectUris", []) for c in json.loads(realm_text)["clients"]}
+    assert redirects["jupyterhub"] == [f"https://{domain}/hub/oauth_callback"]
+    assert redirects["superset"] == [f"https://superset.{domain}/oauth-authorized/keycloak"]
 
 
 def test_subcharts_derive_their_urls_from_global_domain(values: dict[str, Any]) -> None:

@@ -184,9 +184,9 @@ def test_keycloak_secrets_are_env_from_secrets(values: dict[str, Any], default: 
     for name in (
         "KC_DB_PASSWORD",
         "KC_BOOTSTRAP_ADMIN_PASSWORD",
-        "KC_JUPYTERHUB_CLIENT_SECRET",
-        "KC_SUPERSET_CLIENT_SECRET",
-        "KC_NBP_EXECUTOR_CLIENT_SECRET",
+        "NBP_JUPYTERHUB_CLIENT_SECRET",
+        "NBP_SUPERSET_CLIENT_SECRET",
+        "NBP_EXECUTOR_CLIENT_SECRET",
     ):
         block = env.split(f"- name: {name}\n", 1)[1].split("- name:", 1)[0]
         assert "secretKeyRef" in block, name

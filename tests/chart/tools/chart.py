@@ -11,7 +11,7 @@ stays. The values that configure the subcharts stay too, so every template of ou
 (realm ConfigMap, secrets, ingress paths, network policies) is rendered and checked.
 
     chart.py sync-files --chart charts/notebook-platform --repo .
-    chart.py prepare --chart charts/notebook-platform --repo . --out .cache/chart/chart [--fallback-realm DIR]
+    chart.py prepare --chart charts/notebook-platform --repo . --out .cache/chart/chart
     chart.py render --helm HELM --chart .cache/chart/chart/notebook-platform --out .cache/chart/render
 """
 
@@ -34,12 +34,9 @@ RELEASE = "nbp"
 NAMESPACE = "notebook-platform"
 
 
-def sync_files(chart: Path, repo: Path, fallback_realm: Path | None = None) -> None:
+def sync_files(chart: Path, repo: Path) -> None:
     files = chart / "files"
     realm_src = sorted((repo / REALM_DIR).glob("*.json"))
-    if not realm_src and fallback_realm is not None:
-        realm_src = sorted(fallback_realm.glob("*.json"))
-        print(f"note: no {REALM_DIR}/*.json in the repository yet; using the test fixture {fallback_realm}")
     for name, sources in ((REALM_DIR, realm_src), (SUPERSET_DIR, sorted((repo / SUPERSET_DIR).glob("*.py")))):
         dest = files / name
         if dest.exists():
@@ -54,7 +51,7 @@ def is_remote(dep: dict[str, Any]) -> bool:
     return str(dep.get("repository", "")).startswith(("http://", "https://", "oci://"))
 
 
-def prepare(chart: Path, repo: Path, out: Path, fallback_realm: Path | None) -> Path:
+def prepare(chart: Path, repo: Path, out: Path) -> Path:
     dest = out / chart.name
     if out.exists():
         shutil.rmtree(out)
@@ -66,7 +63,7 @@ def prepare(chart: Path, repo: Path, out: Path, fallback_realm: Path | None) -> 
     meta["dependencies"] = [d for d in deps if not is_remote(d)]
     meta_path.write_text(yaml.safe_dump(meta, sort_keys=False))
     print(f"{dest}: third-party subcharts left out (cannot be fetched here): {', '.join(left_out)}")
-    sync_files(dest, repo, fallback_realm)
+    sync_files(dest, repo)
     return dest
 
 
@@ -104,7 +101,6 @@ def main() -> None:
     p.add_argument("--chart", type=Path, required=True)
     p.add_argument("--repo", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--fallback-realm", type=Path)
     p = sub.add_parser("render")
     p.add_argument("--helm", required=True)
     p.add_argument("--chart", type=Path, required=True)
@@ -113,7 +109,7 @@ def main() -> None:
     if args.cmd == "sync-files":
         sync_files(args.chart, args.repo)
     elif args.cmd == "prepare":
-        prepare(args.chart, args.repo, args.out, args.fallback_realm)
+        prepare(args.chart, args.repo, args.out)
     else:
         render(args.helm, args.chart, args.out)
 
