@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import httpx
 from fastapi import FastAPI, Request
+from nbp_common.auth import AuthSettings, ServiceTokenProvider
 from nbp_common.db import Database
 from nbp_common.settings import Settings
 
@@ -47,7 +48,11 @@ async def executor_runtime(app: FastAPI) -> AsyncIterator[None]:
     common: Settings = app.state.settings
     database: Database = app.state.database
     settings.workspace.mkdir(parents=True, exist_ok=True)
-    http = build_http_client(settings)
+    # With Keycloak, calls to the registry and the history carry the executor's own token (client
+    # credentials); missing credentials stop the start-up here, not at the first run.
+    auth = AuthSettings()
+    tokens = ServiceTokenProvider.from_settings(auth) if auth.auth == "keycloak" else None
+    http = build_http_client(settings, auth=tokens)
     notifications = Notifications(
         common.sqlalchemy_url.set(drivername="postgresql").render_as_string(hide_password=False)
     )
@@ -102,3 +107,5 @@ async def executor_runtime(app: FastAPI) -> AsyncIterator[None]:
         await pool.close()
         await notifications.close()
         await http.aclose()
+        if tokens is not None:
+            await tokens.aclose()
