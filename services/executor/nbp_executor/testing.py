@@ -1,5 +1,6 @@
-"""Test helpers and fixtures of the executor: the whole platform served on a real loopback port (the
-executor calls the registry and the history over HTTP, as in ``make dev``), a workspace, notebooks."""
+"""Test helpers and fixtures of the executor, a pytest plugin (see the root conftest): the whole
+platform served on a real loopback port (the executor calls the registry and the history over HTTP,
+as in ``make dev``), a workspace, notebook files."""
 
 from __future__ import annotations
 
