@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from datetime import timedelta
 
 import httpx
@@ -141,13 +140,3 @@ class Relay:
                 "history refused event %s (HTTP %d): %s", row.event_id, response.status_code, response.text
             )
         return f"HTTP {response.status_code}: {response.text[:500]}"
-
-
-async def pending(
-    sessionmaker: async_sessionmaker[AsyncSession], job_ids: Sequence[int] | None = None
-) -> int:
-    async with sessionmaker() as session:
-        query = select(func.count()).select_from(OutboxEvent).where(OutboxEvent.delivered_at.is_(None))
-        if job_ids is not None:
-            query = query.where(OutboxEvent.job_id.in_(job_ids))
-        return int(await session.scalar(query) or 0)

@@ -41,8 +41,6 @@ class ExecutorSettings(BaseSettings):
     # Outbox relay to the history: retry with exponential backoff up to this many seconds.
     executor_relay_max_backoff_seconds: float = Field(default=10.0, gt=0)
     executor_relay_batch: int = Field(default=200, ge=1)
-    # How long the seed's synchronous endpoints wait for the run at most (beyond its own timeout).
-    executor_wait_slack_seconds: float = Field(default=30.0, ge=0)
 
     @property
     def kernel_pool_size(self) -> int:
