@@ -14,6 +14,7 @@ dev: venv ## Serve every API on http://127.0.0.1:8002 over an embedded PostgreSQ
 migrate: venv ## Upgrade every service's schema (NBP_DATABASE_URL, or the parts NBP_DB_*)
 	$(UV) run --no-sync nbp-registry migrate
 	$(UV) run --no-sync nbp-history migrate
+	$(UV) run --no-sync nbp-executor migrate
 
 test: venv lint ## Install what is needed and run every test
 	$(UV) run --no-sync pytest $(PYTEST_ARGS)

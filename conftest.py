@@ -12,7 +12,8 @@ from nbp_platform import SERVICES
 from nbp_registry.main import SPEC as REGISTRY
 from sqlalchemy.engine import URL
 
-pytest_plugins = ["nbp_common.testing"]
+# The executor's fixtures (a served platform, notebook files) are a plugin, like the database ones.
+pytest_plugins = ["nbp_common.testing", "nbp_executor.testing"]
 
 
 @pytest.fixture(scope="session")

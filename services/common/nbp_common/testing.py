@@ -179,3 +179,108 @@ def start_service(name: str, database_url: URL, log_dir: Path, **env: str) -> Se
         port,
         log_dir / f"{name}-{port}.log",
     )
+
+
+# --- Real servers on the test's loop, and restartable service processes ---------------------------
+
+
+async def wait_until_ready(base_url: str, within: float = 60.0, path: str = "/ready") -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    async with httpx.AsyncClient(base_url=base_url, timeout=2.0) as client:
+        while True:
+            try:
+                if (await client.get(path)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{base_url}{path} did not answer 200 within {within} s")
+            await asyncio.sleep(0.1)
+
+
+@asynccontextmanager
+async def served_app(
+    specs: Sequence[ServiceSpec], settings: Settings, port: int | None = None
+) -> AsyncIterator[str]:
+    """The app serving ``specs`` on a real loopback port, on the running loop (background work
+    included); yields its base URL. Services that call each other over HTTP can do so through it."""
+    import uvicorn
+
+    port = port or free_port()
+    config = uvicorn.Config(
+        create_app(specs, settings), host="127.0.0.1", port=port, log_config=None, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_until_ready(base_url)
+        yield base_url
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 60)
+
+
+class RestartableService:
+    """``nbp-<service> serve`` as a real process that can be killed and started again on the same port
+    (its own session, so a kill reaches only it); async, for tests that run on the event loop."""
+
+    def __init__(
+        self, service: str, env: dict[str, str], port: int | None = None, log_dir: Path | None = None
+    ) -> None:
+        self.service = service
+        self.port = port or free_port()
+        self.env = {**os.environ, **env}
+        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix=f"nbp-{service}-"))
+        self.process: asyncio.subprocess.Process | None = None
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"{self.service}-{self.port}.log"
+
+    async def start(self, ready_timeout: float = 90.0) -> None:
+        import shutil
+
+        executable = shutil.which(f"nbp-{self.service}")
+        if executable is None:
+            raise RuntimeError(f"nbp-{self.service} is not installed in this environment: run `make venv`")
+        self.starts += 1
+        log = self.log_path.open("ab")
+        self.process = await asyncio.create_subprocess_exec(
+            executable,
+            "serve",
+            "--port",
+            str(self.port),
+            env=self.env,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        log.close()
+        try:
+            await wait_until_ready(self.url, ready_timeout)
+        except TimeoutError as exc:
+            await self.stop()
+            tail = self.log_path.read_text(errors="replace")[-4000:]
+            raise RuntimeError(f"nbp-{self.service} did not become ready; its log ends:\n{tail}") from exc
+
+    async def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """SIGTERM (graceful), then SIGKILL after ``grace`` seconds."""
+        if self.process is None or self.process.returncode is not None:
+            return
+        self.process.terminate()
+        try:
+            await asyncio.wait_for(self.process.wait(), grace)
+        except TimeoutError:
+            await self.kill()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from nbp_common.app import ServiceSpec
+from nbp_executor.main import SPEC as EXECUTOR
 from nbp_history.main import SPEC as HISTORY
 from nbp_registry.main import SPEC as REGISTRY
 
-SERVICES: tuple[ServiceSpec, ...] = (REGISTRY, HISTORY)
+SERVICES: tuple[ServiceSpec, ...] = (REGISTRY, HISTORY, EXECUTOR)

@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> None:
         )
         os.environ["NBP_DATABASE_URL"] = settings.database_url or ""
 
+    # The executor calls the registry and the history over HTTP: here, this very server.
+    local = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+    os.environ.setdefault("NBP_REGISTRY_URL", f"http://{local}:{args.port}")
+    os.environ.setdefault("NBP_HISTORY_URL", f"http://{local}:{args.port}")
+
     try:
         for spec in SERVICES:
             migrations.upgrade(spec.migrations, settings.sqlalchemy_url)

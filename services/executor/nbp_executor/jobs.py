@@ -1,0 +1,213 @@
+"""The queue's transitions. Each one changes the job row and writes its outbox event (the whole run as
+the executor knows it, an ``ExecutionEvent``) in one transaction, and notifies whoever waits."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from nbp_common.events import TERMINAL, ExecutionEvent
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from nbp_executor import signals
+from nbp_executor.engine import Outcome, Progress
+from nbp_executor.models import Job, OutboxEvent
+
+EXECUTOR_LOST = "executor lost: the worker running this run stopped renewing its lease"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def event_of(job: Job) -> ExecutionEvent:
+    duration = None
+    if job.started_at is not None and job.completed_at is not None:
+        duration = max(0.0, (job.completed_at - job.started_at).total_seconds())
+    return ExecutionEvent(
+        event_id=uuid.uuid4(),
+        execution_id=job.id,
+        status=job.status,
+        attempt=job.attempt,
+        occurred_at=utcnow(),
+        notebook_id=job.notebook_id,
+        notebook_name=job.notebook_name,
+        username=job.username,
+        input_path=job.input_path,
+        output_path=job.output_path,
+        parameters=job.parameters,
+        kernel_name=job.kernel_name,
+        worker=job.worker,
+        input_sha256=job.input_sha256,
+        has_parameters_cell=job.has_parameters_cell,
+        tags=job.tags,
+        queued_at=job.queued_at,
+        started_at=job.started_at,
+        completed_at=job.completed_at,
+        duration_seconds=duration,
+        error_message=job.error_message,
+        error=job.error,
+        results=job.results,
+    )
+
+
+async def notify(session: AsyncSession, channel: str, payload: str = "") -> None:
+    await session.execute(text("SELECT pg_notify(:c, :p)"), {"c": channel, "p": payload})
+
+
+async def record_transition(session: AsyncSession, job: Job) -> None:
+    """The outbox row of ``job``'s current state, and the notifications (sent at commit)."""
+    await session.flush()
+    event = event_of(job)
+    session.add(OutboxEvent(event_id=event.event_id, job_id=job.id, payload=event.model_dump(mode="json")))
+    await notify(session, signals.OUTBOX)
+    if job.status in TERMINAL:
+        await notify(session, signals.ENDED, str(job.id))
+    elif job.status == "queued":
+        await notify(session, signals.JOBS)
+
+
+async def claim(sessionmaker: async_sessionmaker[AsyncSession], worker: str, lease: float) -> Job | None:
+    """The oldest queued job, now running under ``worker``'s lease; None when the queue is empty."""
+    async with sessionmaker() as session, session.begin():
+        job = await session.scalar(
+            select(Job)
+            .where(Job.status == "queued")
+            .order_by(Job.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        if job is None:
+            return None
+        job.status = "running"
+        job.worker = worker
+        job.lease_owner = worker
+        job.started_at = utcnow()
+        job.cells_done = 0
+        job.current_cell = None
+        await session.execute(
+            update(Job)
+            .where(Job.id == job.id)
+            .values(lease_expires_at=func.now() + timedelta(seconds=lease), heartbeat_at=func.now())
+        )
+        await record_transition(session, job)
+        return job
+
+
+async def heartbeat(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    job_id: int,
+    worker: str,
+    lease: float,
+    progress: Progress,
+) -> bool | None:
+    """Renew the lease and store the progress. Returns whether a cancel was asked; None: lease lost."""
+    async with sessionmaker() as session, session.begin():
+        row = await session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "running", Job.lease_owner == worker)
+            .values(
+                lease_expires_at=func.now() + timedelta(seconds=lease),
+                heartbeat_at=func.now(),
+                cells_done=progress.cells_done,
+                cells_total=progress.cells_total,
+                current_cell=progress.current_cell,
+            )
+            .returning(Job.cancel_requested)
+        )
+        found = row.scalar_one_or_none()
+        return None if found is None else bool(found)
+
+
+async def finish(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    job_id: int,
+    worker: str,
+    outcome: Outcome,
+    progress: Progress | None,
+) -> bool:
+    """Record how the run ended, unless the lease was lost meanwhile (then another owns the job)."""
+    async with sessionmaker() as session, session.begin():
+        job = await session.get(Job, job_id, with_for_update=True)
+        if job is None or job.status != "running" or job.lease_owner != worker:
+            return False
+        job.status = outcome.status
+        job.completed_at = utcnow()
+        job.lease_owner = None
+        job.lease_expires_at = None
+        job.error_message = outcome.error_message
+        job.error = outcome.error.model_dump(exclude_none=True) if outcome.error else None
+        job.results = [r.model_dump(mode="json") for r in outcome.results]
+        if outcome.input_sha256 is not None:
+            job.input_sha256 = outcome.input_sha256  # what ran, should the file have changed since submit
+        if progress is not None:
+            job.cells_done = progress.cells_done
+            job.cells_total = progress.cells_total
+            job.current_cell = progress.last_cell if outcome.status != "completed" else None
+        await record_transition(session, job)
+        return True
+
+
+async def release(
+    sessionmaker: async_sessionmaker[AsyncSession], job_id: int, worker: str, reason: str
+) -> None:
+    """Give a running job back (this process is stopping): retried if attempts are left, else failed."""
+    async with sessionmaker() as session, session.begin():
+        job = await session.get(Job, job_id, with_for_update=True)
+        if job is None or job.status != "running" or job.lease_owner != worker:
+            return
+        _requeue_or_fail(job, reason)
+        await record_transition(session, job)
+
+
+def _requeue_or_fail(job: Job, reason: str) -> None:
+    job.lease_owner = None
+    job.lease_expires_at = None
+    if job.cancel_requested:
+        job.status = "cancelled"
+        job.completed_at = utcnow()
+        job.error_message = "cancelled (the executor running it stopped)"
+    elif job.attempt < job.max_attempts:
+        job.status = "queued"
+        job.attempt += 1
+        job.started_at = None
+        job.worker = None
+        job.cells_done = 0
+        job.current_cell = None
+    else:
+        job.status = "failed"
+        job.completed_at = utcnow()
+        job.error_message = reason
+
+
+async def reap(sessionmaker: async_sessionmaker[AsyncSession], limit: int = 100) -> int:
+    """Running jobs whose lease expired (their executor died): retried, or failed "executor lost"."""
+    async with sessionmaker() as session, session.begin():
+        jobs = (
+            await session.scalars(
+                select(Job)
+                .where(Job.status == "running", Job.lease_expires_at < func.now())
+                .order_by(Job.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        for job in jobs:
+            _requeue_or_fail(job, EXECUTOR_LOST)
+            await record_transition(session, job)
+        return len(jobs)
+
+
+async def insert(session: AsyncSession, values: dict[str, Any]) -> Job:
+    """A new queued job (in the caller's transaction), its id taken first to name its output."""
+    job = Job(**values)
+    session.add(job)
+    await record_transition(session, job)
+    return job
+
+
+async def next_id(session: AsyncSession) -> int:
+    value = await session.scalar(text("SELECT nextval(pg_get_serial_sequence('executor.jobs', 'id'))"))
+    return int(value)

@@ -1,0 +1,30 @@
+"""The executor as a service: its spec, its app, its command line."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from nbp_common.app import ServiceSpec, create_app
+from nbp_common.cli import run_cli
+from nbp_common.migrations import MigrationTree
+
+from nbp_executor.models import SCHEMA, Base
+from nbp_executor.routes import executions, seed
+from nbp_executor.runtime import executor_runtime
+
+SPEC = ServiceSpec(
+    name="executor",
+    description="Runs notebooks with Papermill in fresh warm kernels: a durable queue, timeouts, cancel.",
+    routers=(seed, executions),
+    migrations=MigrationTree("executor", SCHEMA, "nbp_executor:migrations", Base.metadata),
+    tags=({"name": "executions", "description": "Runs: submit, follow, cancel, fetch the output."},),
+    default_port=8012,
+    lifespan_hooks=(executor_runtime,),
+)
+
+
+def app() -> FastAPI:
+    return create_app([SPEC])
+
+
+def cli() -> None:
+    run_cli(SPEC)

@@ -1,0 +1,3 @@
+from nbp_common.migrations import run_env
+
+run_env()

@@ -1,0 +1,109 @@
+"""The executor's tables, in its own schema ``executor``: the jobs (queue and run state) and the outbox.
+
+A job's id is the execution id everywhere: the API's ``/executions/{id}`` and the history's record.
+Every state change of a job writes the job row and one outbox row in the same transaction; the relay
+delivers the outbox to the history service.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from nbp_common.db import schema_metadata
+from nbp_common.events import STATUSES
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SCHEMA = "executor"
+
+
+class Base(DeclarativeBase):
+    metadata = schema_metadata(SCHEMA)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint("status IN (" + ", ".join(f"'{s}'" for s in STATUSES) + ")", name="status_known"),
+        UniqueConstraint("username", "idempotency_key"),
+        # The claim: the oldest queued job. The reaper: running jobs by lease expiry.
+        Index("ix_jobs_queued", "id", postgresql_where=text("status = 'queued'")),
+        Index("ix_jobs_running_lease", "lease_expires_at", postgresql_where=text("status = 'running'")),
+        Index("ix_jobs_username_status", "username", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), server_default="queued")
+    attempt: Mapped[int] = mapped_column(Integer, server_default="1")
+    max_attempts: Mapped[int] = mapped_column(Integer, server_default="1")
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+
+    username: Mapped[str] = mapped_column(String(255))
+    notebook_id: Mapped[int | None] = mapped_column(BigInteger)
+    notebook_name: Mapped[str | None] = mapped_column(String(255))
+    input_path: Mapped[str] = mapped_column(String(2048))
+    output_path: Mapped[str] = mapped_column(String(2048))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    kernel_name: Mapped[str] = mapped_column(String(255))
+    timeout_seconds: Mapped[int] = mapped_column(Integer)
+    cell_timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    tags: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
+    input_sha256: Mapped[str | None] = mapped_column(String(64))
+    has_parameters_cell: Mapped[bool | None] = mapped_column(Boolean)
+
+    lease_owner: Mapped[str | None] = mapped_column(String(255))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
+    worker: Mapped[str | None] = mapped_column(String(255))
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, server_default="false")
+
+    cells_done: Mapped[int] = mapped_column(Integer, server_default="0")
+    cells_total: Mapped[int | None] = mapped_column(Integer)
+    current_cell: Mapped[int | None] = mapped_column(Integer)
+
+    error_message: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+    results: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
+
+    queued_at: Mapped[datetime] = mapped_column(TIMESTAMP(timezone=True), server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(TIMESTAMP(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        TIMESTAMP(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class OutboxEvent(Base):
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_pending", "id", postgresql_where=text("delivered_at IS NULL")),
+        Index(None, "job_id"),
+    )
+
+    # Delivery order: by id, which follows commit order closely enough (the history is order-safe).
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
+    # No foreign key: the outbox outlives nothing, but it must never block a job's deletion either.
+    job_id: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(TIMESTAMP(timezone=True), server_default=func.now())
+    delivered_at: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(TIMESTAMP(timezone=True), server_default=func.now())
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,176 @@
+"""The executor's HTTP surface: the seed's synchronous endpoints, and the ``/executions`` resource."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi.responses import HTMLResponse, JSONResponse
+from nbp_common.api import IdPath, PageDep
+from nbp_common.db import SessionDep
+from nbp_common.errors import ErrorBody
+
+from nbp_executor import service, workspace
+from nbp_executor.runtime import ExecutorRuntime, get_runtime
+from nbp_executor.schemas import (
+    ExecuteNotebookRequest,
+    ExecuteRequest,
+    ExecutionOut,
+    NotebookFileOut,
+    RunNotebookRequest,
+    RunRequest,
+    Username,
+)
+
+Runtime = Annotated[ExecutorRuntime, Depends(get_runtime)]
+Wait = Annotated[
+    bool,
+    Query(description="Answer when the run has ended (default); false: 202 at once with the run's id."),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="The same key from the same user returns the first run instead of starting another.",
+    ),
+]
+
+_SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorBody, "description": "A path leads outside the user's folder."},
+    404: {"model": ErrorBody, "description": "No such notebook (file, or registered id)."},
+    413: {"model": ErrorBody, "description": "Parameters over 64 KB."},
+    503: {"model": ErrorBody, "description": "The registry is not reachable."},
+}
+_404: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "No such execution."}}
+
+seed = APIRouter(tags=["execute"])
+executions = APIRouter(prefix="/executions", tags=["executions"])
+
+
+def _location(run_id: int) -> str:
+    return f"/executions/{run_id}"
+
+
+async def _run(
+    rt: ExecutorRuntime, session: SessionDep, request: RunRequest, wait: bool, key: str | None = None
+) -> Response:
+    job, _ = await service.submit(rt, session, request, key)
+    if not wait:
+        return JSONResponse(
+            service.execution_out(job).model_dump(mode="json"),
+            status_code=status.HTTP_202_ACCEPTED,
+            headers={"Location": _location(job.id)},
+        )
+    job = await service.wait_until_ended(rt, session, job.id)
+    return JSONResponse(service.execution_out(job).model_dump(mode="json"))
+
+
+@seed.post(
+    "/execute",
+    response_model=ExecutionOut,
+    responses={**_SUBMIT_ERRORS, 202: {"model": ExecutionOut, "description": "Queued (wait=false)."}},
+)
+async def execute(body: ExecuteRequest, rt: Runtime, session: SessionDep, wait: Wait = True) -> Response:
+    """Run a notebook of a user's folder (or a registered one) and answer with the ended run."""
+    return await _run(rt, session, body.run_request(), wait)
+
+
+@seed.post(
+    "/run-notebook",
+    response_model=ExecutionOut,
+    responses={**_SUBMIT_ERRORS, 202: {"model": ExecutionOut, "description": "Queued (wait=false)."}},
+)
+async def run_notebook(
+    body: RunNotebookRequest, rt: Runtime, session: SessionDep, wait: Wait = True
+) -> Response:
+    """Run `input_path` into `output_path`, both inside the user's folder."""
+    return await _run(rt, session, body.run_request(), wait)
+
+
+@seed.post(
+    "/execute-notebook",
+    response_model=ExecutionOut,
+    responses={**_SUBMIT_ERRORS, 202: {"model": ExecutionOut, "description": "Queued (wait=false)."}},
+)
+async def execute_notebook(
+    body: ExecuteNotebookRequest, rt: Runtime, session: SessionDep, wait: Wait = True
+) -> Response:
+    """The full form: kernel, timeouts, output, tags."""
+    return await _run(rt, session, body.run_request(), wait)
+
+
+@seed.get("/list-notebooks/{username}", response_model=list[NotebookFileOut])
+async def list_notebooks(username: Username, rt: Runtime) -> Any:
+    """The `.ipynb` files in the user's folder (run outputs in `outputs/` and hidden folders left out)."""
+    return workspace.list_notebooks(rt.settings.workspace, username)
+
+
+@executions.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ExecutionOut,
+    responses={**_SUBMIT_ERRORS, 200: {"model": ExecutionOut, "description": "The run of that key."}},
+)
+async def create_execution(
+    body: ExecuteNotebookRequest, rt: Runtime, session: SessionDep, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """Queue a run; follow it at `Location`."""
+    job, created = await service.submit(rt, session, body.run_request(), idempotency_key)
+    return JSONResponse(
+        service.execution_out(job).model_dump(mode="json"),
+        status_code=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
+        headers={"Location": _location(job.id)},
+    )
+
+
+@executions.get("", response_model=list[ExecutionOut])
+async def list_active(
+    session: SessionDep,
+    page: PageDep,
+    username: Annotated[str | None, Query(max_length=255)] = None,
+) -> Any:
+    """Queued and running runs (of `username`), oldest first. Ended runs are in `/db/executions`."""
+    return [
+        service.execution_out(j) for j in await service.active(session, username, page.limit, page.offset)
+    ]
+
+
+@executions.get("/{id}", response_model=ExecutionOut, responses=_404)
+async def get_execution(id: IdPath, session: SessionDep) -> Any:
+    """A run's live state: status, progress (cells done of total, the current cell), error, results."""
+    return service.execution_out(await service.get(session, id))
+
+
+@executions.post(
+    "/{id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ExecutionOut,
+    responses={**_404, 409: {"model": ErrorBody, "description": "The run has already ended."}},
+)
+async def cancel_execution(id: IdPath, session: SessionDep) -> Any:
+    """Cancel: a queued run ends at once; a running one is interrupted, then killed (within 5 s)."""
+    return service.execution_out(await service.cancel(session, id))
+
+
+@executions.get(
+    "/{id}/output",
+    responses={
+        **_404,
+        200: {"content": {"application/x-ipynb+json": {}, "text/html": {}}, "description": "The notebook."},
+    },
+)
+async def get_output(
+    id: IdPath,
+    request: Request,
+    rt: Runtime,
+    session: SessionDep,
+    format: Annotated[Literal["ipynb", "html"], Query()] = "ipynb",
+) -> Response:
+    """The output notebook as `.ipynb` JSON, or rendered to HTML by nbconvert (`?format=html`)."""
+    job = await service.get(session, id)
+    content = await service.output(rt, job, html=format == "html")
+    if format == "html":
+        return HTMLResponse(content)
+    return Response(content, media_type="application/json")

@@ -1,0 +1,111 @@
+"""The executor's background work, started with its app (a lifespan hook): the LISTEN connection, the
+warm kernel pool, N workers, the reaper and the outbox relay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import httpx
+from fastapi import FastAPI, Request
+from nbp_common.auth import AuthSettings, ServiceTokenProvider
+from nbp_common.db import Database
+from nbp_common.settings import Settings
+
+from nbp_executor.clients import Registry, build_http_client
+from nbp_executor.kernels import KernelPool
+from nbp_executor.relay import Relay
+from nbp_executor.settings import ExecutorSettings, process_identity
+from nbp_executor.signals import Notifications
+from nbp_executor.worker import Context, Reaper, Worker
+
+logger = logging.getLogger("nbp.executor")
+
+
+@dataclass
+class ExecutorRuntime:
+    settings: ExecutorSettings
+    database: Database
+    http: httpx.AsyncClient
+    registry: Registry
+    notifications: Notifications
+    pool: KernelPool
+    workers: list[Worker] = field(default_factory=list)
+
+
+def get_runtime(request: Request) -> ExecutorRuntime:
+    runtime: ExecutorRuntime = request.app.state.executor
+    return runtime
+
+
+@asynccontextmanager
+async def executor_runtime(app: FastAPI) -> AsyncIterator[None]:
+    settings = ExecutorSettings()
+    common: Settings = app.state.settings
+    database: Database = app.state.database
+    settings.workspace.mkdir(parents=True, exist_ok=True)
+    # With Keycloak, calls to the registry and the history carry the executor's own token (client
+    # credentials); missing credentials stop the start-up here, not at the first run.
+    auth = AuthSettings()
+    tokens = ServiceTokenProvider.from_settings(auth) if auth.auth == "keycloak" else None
+    http = build_http_client(settings, auth=tokens)
+    notifications = Notifications(
+        common.sqlalchemy_url.set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    await notifications.start()
+    pool = KernelPool(
+        settings.kernel_pool_size,
+        settings.workspace.resolve(),
+        settings.executor_kernel_start_timeout,
+        fork=settings.executor_fork_kernels,
+    )
+    if settings.executor_workers:
+        pool.start()
+    runtime = ExecutorRuntime(
+        settings, database, http, Registry(http, settings.registry_url), notifications, pool
+    )
+    app.state.executor = runtime
+    ctx = Context(settings, database.sessionmaker, notifications, pool)
+    tasks: list[asyncio.Task[None]] = []
+    identity = process_identity()
+    if settings.executor_workers:
+        pool.warm(settings.executor_default_kernel)
+    for n in range(settings.executor_workers):
+        worker = Worker(ctx, f"{identity}:{n}")
+        runtime.workers.append(worker)
+        tasks.append(asyncio.create_task(worker.run(), name=f"nbp-worker-{n}"))
+    tasks.append(asyncio.create_task(Reaper(ctx).run(), name="nbp-reaper"))
+    relay = Relay(
+        database.sessionmaker,
+        http,
+        settings.history_url,
+        notifications,
+        settings.executor_relay_batch,
+        settings.executor_relay_max_backoff_seconds,
+        settings.executor_poll_seconds,
+    )
+    tasks.append(asyncio.create_task(relay.run(), name="nbp-relay"))
+    logger.info(
+        "executor %s: %d worker(s), %d warm kernel(s) per kernel name, workspace %s",
+        identity,
+        settings.executor_workers,
+        settings.kernel_pool_size,
+        settings.workspace.resolve(),
+    )
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        await pool.close()
+        await notifications.close()
+        await http.aclose()
+        if tokens is not None:
+            await tokens.aclose()

@@ -1,0 +1,183 @@
+"""The executor's API models: the seed's request shapes (with its short names) and the run record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any
+
+from nbp_common.api import SafeStr, json_storable
+from nbp_common.events import ErrorDetails, ExecutionStatus, RecordedResult
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, model_validator
+
+MAX_TIMEOUT = 7 * 24 * 3600
+
+Username = Annotated[
+    SafeStr,
+    Field(min_length=1, max_length=255, pattern=r"^\w[\w.@-]*$", examples=["alice"]),
+]
+RelPath = Annotated[
+    SafeStr,
+    Field(min_length=1, max_length=1024, description="Relative to the user's workspace folder."),
+]
+OutputRef = Annotated[
+    SafeStr,
+    Field(
+        min_length=1,
+        max_length=2048,
+        description="Relative to the user's workspace folder, or a URL Papermill writes to (s3://...).",
+    ),
+]
+Parameters = Annotated[dict[str, Any], AfterValidator(json_storable)]
+Tag = Annotated[SafeStr, Field(min_length=1, max_length=64)]
+KernelName = Annotated[SafeStr, Field(min_length=1, max_length=255, examples=["python3"])]
+NotebookId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+Timeout = Annotated[int, Field(ge=1, le=MAX_TIMEOUT, description="Seconds.")]
+
+
+@dataclass
+class RunRequest:
+    """What every submit endpoint reduces to."""
+
+    username: str | None
+    notebook_id: int | None = None
+    notebook_path: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    output_path: str | None = None
+    kernel_name: str | None = None
+    timeout_seconds: int | None = None
+    cell_timeout_seconds: int | None = None
+    tags: list[str] = field(default_factory=list)
+    path_field: str = "notebook_path"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ExecuteRequest(_Strict):
+    """The seed's ``/execute``: a notebook by path (or id), its parameters. Short names accepted."""
+
+    username: Username | None = Field(default=None, validation_alias=AliasChoices("username", "user"))
+    notebook_path: RelPath | None = Field(
+        default=None, validation_alias=AliasChoices("notebook_path", "path")
+    )
+    notebook_id: NotebookId | None = None
+    parameters: Parameters = Field(
+        default_factory=dict, validation_alias=AliasChoices("parameters", "params")
+    )
+
+    @model_validator(mode="after")
+    def _one_notebook(self) -> ExecuteRequest:
+        _check_notebook(self.notebook_id, self.notebook_path, self.username)
+        return self
+
+    def run_request(self) -> RunRequest:
+        return RunRequest(self.username, self.notebook_id, self.notebook_path, self.parameters)
+
+
+class RunNotebookRequest(_Strict):
+    """The seed's ``/run-notebook``: input and output paths inside the caller's folder."""
+
+    username: Username = Field(validation_alias=AliasChoices("username", "user"))
+    input_path: RelPath
+    output_path: OutputRef | None = None
+    parameters: Parameters = Field(
+        default_factory=dict, validation_alias=AliasChoices("parameters", "params")
+    )
+
+    def run_request(self) -> RunRequest:
+        return RunRequest(
+            self.username,
+            notebook_path=self.input_path,
+            parameters=self.parameters,
+            output_path=self.output_path,
+            path_field="input_path",
+        )
+
+
+class ExecuteNotebookRequest(_Strict):
+    """The full form (the seed's ``/execute-notebook``, and ``POST /executions``)."""
+
+    notebook_id: NotebookId | None = None
+    notebook_path: RelPath | None = Field(
+        default=None, validation_alias=AliasChoices("notebook_path", "path")
+    )
+    username: Username | None = Field(default=None, validation_alias=AliasChoices("username", "user"))
+    parameters: Parameters = Field(
+        default_factory=dict, validation_alias=AliasChoices("parameters", "params")
+    )
+    output_path: OutputRef | None = None
+    kernel_name: KernelName | None = None
+    timeout_seconds: Timeout | None = None
+    cell_timeout_seconds: Timeout | None = None
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
+
+    @model_validator(mode="after")
+    def _one_notebook(self) -> ExecuteNotebookRequest:
+        _check_notebook(self.notebook_id, self.notebook_path, self.username)
+        return self
+
+    def run_request(self) -> RunRequest:
+        return RunRequest(
+            self.username,
+            self.notebook_id,
+            self.notebook_path,
+            self.parameters,
+            self.output_path,
+            self.kernel_name,
+            self.timeout_seconds,
+            self.cell_timeout_seconds,
+            list(self.tags),
+        )
+
+
+def _check_notebook(notebook_id: int | None, path: str | None, username: str | None) -> None:
+    if (notebook_id is None) == (path is None):
+        raise ValueError("give exactly one of notebook_id or notebook_path")
+    if path is not None and username is None:
+        raise ValueError("a notebook_path needs the username whose folder it is in")
+
+
+class ProgressOut(BaseModel):
+    cells_done: int
+    cells_total: int | None
+    current_cell: int | None = Field(description="Index (in the input notebook) of the cell running now.")
+
+
+class ExecutionOut(BaseModel):
+    """A run as the executor knows it now."""
+
+    id: int
+    status: ExecutionStatus
+    username: str
+    notebook_id: int | None
+    notebook_name: str | None
+    input_path: str
+    output_path: str
+    parameters: dict[str, Any]
+    kernel_name: str
+    tags: list[str]
+    has_parameters_cell: bool | None
+    input_sha256: str | None
+    attempt: int
+    max_attempts: int
+    worker: str | None
+    timeout_seconds: int
+    cell_timeout_seconds: int | None
+    cancel_requested: bool
+    progress: ProgressOut
+    queued_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_seconds: float | None
+    error_message: str | None
+    error: ErrorDetails | None
+    results: list[RecordedResult]
+
+
+class NotebookFileOut(BaseModel):
+    path: str = Field(description="Relative to the user's folder.")
+    name: str
+    size: int = Field(description="Bytes.")
+    modified_at: datetime

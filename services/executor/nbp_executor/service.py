@@ -1,0 +1,237 @@
+"""The executor's operations behind the routes: submit (every check before anything is queued),
+follow, cancel, fetch the output, list."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from nbp_common.errors import Conflict, Forbidden, Invalid, NotFound
+from nbp_common.events import TERMINAL
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nbp_executor import jobs, parameters, signals, workspace
+from nbp_executor.kernels import kernel_names
+from nbp_executor.models import Job
+from nbp_executor.notebooks import read_input
+from nbp_executor.runtime import ExecutorRuntime
+from nbp_executor.schemas import ExecutionOut, ProgressOut, RunRequest
+
+
+def execution_out(job: Job) -> ExecutionOut:
+    duration = None
+    if job.started_at is not None and job.completed_at is not None:
+        duration = max(0.0, (job.completed_at - job.started_at).total_seconds())
+    return ExecutionOut.model_validate(
+        {
+            **{
+                c.key: getattr(job, c.key)
+                for c in Job.__table__.columns
+                if c.key in ExecutionOut.model_fields
+            },
+            "progress": ProgressOut(
+                cells_done=job.cells_done, cells_total=job.cells_total, current_cell=job.current_cell
+            ),
+            "duration_seconds": duration,
+        }
+    )
+
+
+async def _existing(session: AsyncSession, username: str, key: str) -> Job | None:
+    result: Job | None = await session.scalar(
+        select(Job).where(Job.username == username, Job.idempotency_key == key)
+    )
+    return result
+
+
+async def submit(
+    rt: ExecutorRuntime, session: AsyncSession, request: RunRequest, idempotency_key: str | None = None
+) -> tuple[Job, bool]:
+    """Check everything, then queue the run. Returns the job and whether it is new (an idempotent
+    replay returns the first run)."""
+    settings = rt.settings
+    parameters.check_size(request.parameters, settings.executor_max_parameters_bytes)
+
+    notebook: dict[str, Any] | None = None
+    if request.notebook_id is not None:
+        notebook = await rt.registry.notebook(request.notebook_id)
+        owner = str(notebook["username"])
+        if request.username is not None and request.username != owner:
+            raise Forbidden(
+                f"notebook {request.notebook_id} belongs to {owner}; it runs in its owner's folder"
+            )
+        username = owner
+        relative = str(notebook["file_path"])
+        field = "notebook_id"
+    else:
+        assert request.username is not None
+        assert request.notebook_path is not None
+        username = request.username
+        relative = request.notebook_path
+        field = request.path_field
+
+    if idempotency_key is not None:
+        existing = await _existing(session, username, idempotency_key)
+        if existing is not None:
+            return existing, False
+
+    source = workspace.resolve(settings.workspace, username, relative, field)
+    if notebook is None:
+        # A notebook at a registered path is a registered notebook: its definitions apply.
+        notebook = await rt.registry.notebook_at(username, source.relative)
+    info = read_input(source.absolute, field)
+    values = parameters.resolve(notebook["parameters"] if notebook is not None else None, request.parameters)
+
+    kernel = request.kernel_name or info.kernel_name or settings.executor_default_kernel
+    installed = kernel_names()
+    if kernel not in installed:
+        origin = "" if request.kernel_name else " (the notebook's metadata asks for it; pass kernel_name)"
+        raise Invalid.field(
+            "kernel_name",
+            "kernel",
+            f"no kernel named {kernel!r} is installed{origin}; installed: {', '.join(sorted(installed))}",
+        )
+
+    output: str | None = None
+    if request.output_path is not None:
+        if workspace.is_url(request.output_path):
+            output = workspace.check_output_url(request.output_path, "output_path")
+        else:
+            target = workspace.resolve(settings.workspace, username, request.output_path, "output_path")
+            if not target.relative.endswith(".ipynb"):
+                raise Invalid.field("output_path", "suffix", "must name a .ipynb file")
+            if target.absolute == source.absolute:
+                raise Invalid.field("output_path", "not_input", "must not overwrite the input notebook")
+            output = target.relative
+
+    timeout = request.timeout_seconds or settings.executor_default_timeout_seconds
+    cell_timeout = request.cell_timeout_seconds or settings.executor_default_cell_timeout_seconds
+
+    run_id = await jobs.next_id(session)
+    values_row: dict[str, Any] = {
+        "id": run_id,
+        "status": "queued",
+        "attempt": 1,
+        "max_attempts": settings.executor_max_attempts,
+        "idempotency_key": idempotency_key,
+        "username": username,
+        "notebook_id": notebook["id"] if notebook is not None else None,
+        "notebook_name": notebook["name"] if notebook is not None else None,
+        "input_path": source.relative,
+        "output_path": output or workspace.default_output(PurePosixPath(source.relative).stem, run_id),
+        "parameters": values,
+        "kernel_name": kernel,
+        "timeout_seconds": timeout,
+        "cell_timeout_seconds": cell_timeout,
+        "tags": list(request.tags),
+        "input_sha256": info.sha256,
+        "has_parameters_cell": info.has_parameters_cell,
+        "cancel_requested": False,
+        "cells_done": 0,
+        "cells_total": info.cells,
+        "results": [],
+        "queued_at": jobs.utcnow(),
+    }
+    try:
+        job = await jobs.insert(session, values_row)
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        if idempotency_key is not None:
+            existing = await _existing(session, username, idempotency_key)
+            if existing is not None:
+                return existing, False
+        raise
+    return job, True
+
+
+async def get(session: AsyncSession, run_id: int) -> Job:
+    job = await session.get(Job, run_id, populate_existing=True)
+    if job is None:
+        raise NotFound(f"execution {run_id} does not exist")
+    return job
+
+
+async def wait_until_ended(rt: ExecutorRuntime, session: AsyncSession, run_id: int) -> Job:
+    """The run once it has ended (a long poll woken by NOTIFY, with a slow poll as the safety net)."""
+    signal = rt.notifications[signals.ENDED]
+    while True:
+        ticket = signal.ticket(run_id)
+        job = await get(session, run_id)
+        if job.status in TERMINAL:
+            return job
+        await session.rollback()  # end the snapshot: the next look must see new commits
+        await signal.wait(ticket, 2.0)
+
+
+async def cancel(session: AsyncSession, run_id: int) -> Job:
+    job = await session.get(Job, run_id, with_for_update=True, populate_existing=True)
+    if job is None:
+        raise NotFound(f"execution {run_id} does not exist")
+    if job.status in TERMINAL:
+        ended = job.status
+        await session.rollback()
+        raise Conflict(f"execution {run_id} has already ended ({ended}); there is nothing to cancel")
+    job.cancel_requested = True
+    if job.status == "queued":
+        job.status = "cancelled"
+        job.completed_at = jobs.utcnow()
+        job.error_message = "cancelled before it started"
+        await jobs.record_transition(session, job)
+    else:
+        await jobs.notify(session, signals.CANCEL, str(run_id))
+    await session.commit()
+    return job
+
+
+async def active(session: AsyncSession, username: str | None, limit: int, offset: int) -> Sequence[Job]:
+    query = select(Job).where(Job.status.in_(("queued", "running")))
+    if username is not None:
+        query = query.where(Job.username == username)
+    rows = await session.scalars(query.order_by(Job.id).limit(limit).offset(offset))
+    return rows.all()
+
+
+def _local_output(rt: ExecutorRuntime, job: Job) -> Path:
+    folder = workspace.user_folder(rt.settings.workspace, job.username)
+    return folder / job.output_path
+
+
+def _render_html(content: str) -> str:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.reads(content, as_version=4)
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    return str(body)
+
+
+def _read_output(rt: ExecutorRuntime, job: Job) -> str | None:
+    if workspace.is_url(job.output_path):
+        from papermill.iorw import papermill_io
+
+        try:
+            return str(papermill_io.read(job.output_path))
+        except Exception:
+            return None
+    path = _local_output(rt, job)
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+async def output(rt: ExecutorRuntime, job: Job, html: bool) -> str:
+    content = await asyncio.to_thread(_read_output, rt, job)
+    if content is None:
+        state = "has not started" if job.status == "queued" else f"is {job.status}"
+        raise NotFound(f"execution {job.id} has no output notebook yet (the run {state})")
+    if html:
+        return await asyncio.to_thread(_render_html, content)
+    json.loads(content)  # an unreadable file is a 500 worth seeing, not a silent pass-through
+    return content

@@ -1,0 +1,268 @@
+"""Workers: claim a job, take a warm kernel, run the notebook, watch it (lease, progress, cancel,
+timeout), record the ending. And the reaper, which every executor process runs: expired leases are
+retried or failed, so nothing stays ``running`` after its executor died."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from nbp_executor import jobs, signals
+from nbp_executor.engine import CellTimeoutError, DeadKernelError, NotebookRun, Outcome
+from nbp_executor.kernels import KernelPool, KernelStartError, WarmKernel
+from nbp_executor.models import Job
+from nbp_executor.settings import ExecutorSettings
+from nbp_executor.signals import Notifications, Signal
+from nbp_executor.workspace import user_folder
+
+logger = logging.getLogger("nbp.executor.worker")
+
+
+@dataclass
+class Context:
+    settings: ExecutorSettings
+    sessionmaker: async_sessionmaker[AsyncSession]
+    notifications: Notifications
+    pool: KernelPool
+
+
+class LeaseLost(RuntimeError):
+    pass
+
+
+@dataclass
+class _Lease:
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    lost: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Worker:
+    def __init__(self, ctx: Context, identity: str) -> None:
+        self.ctx = ctx
+        self.identity = identity
+        self.current: int | None = None
+
+    async def run(self) -> None:
+        settings = self.ctx.settings
+        signal = self.ctx.notifications[signals.JOBS]
+        while True:
+            ticket = signal.ticket()
+            try:
+                job = await jobs.claim(self.ctx.sessionmaker, self.identity, settings.executor_lease_seconds)
+            except Exception:
+                logger.exception("claim failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            if job is None:
+                await signal.wait(ticket, settings.executor_poll_seconds)
+                continue
+            self.current = job.id
+            try:
+                await self.execute(job)
+            except asyncio.CancelledError:
+                # The process is stopping: give the job back (retry or fail by policy), then stop.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(
+                        jobs.release(
+                            self.ctx.sessionmaker,
+                            job.id,
+                            self.identity,
+                            "executor stopped during the run",
+                        )
+                    )
+                raise
+            except Exception:
+                logger.exception("run %s: unexpected error", job.id)
+                with contextlib.suppress(Exception):
+                    await jobs.finish(
+                        self.ctx.sessionmaker,
+                        job.id,
+                        self.identity,
+                        Outcome("failed", "internal error in the executor (see its log)"),
+                        None,
+                    )
+            finally:
+                self.current = None
+
+    async def execute(self, job: Job) -> None:
+        """From claim to ending. The lease is kept alive the whole time by a separate task, so that
+        nothing the run waits for (a kernel, the database, a slow cell) lets it expire."""
+        settings = self.ctx.settings
+        folder = user_folder(settings.workspace, job.username)
+        input_path = folder / job.input_path
+        output_ref = job.output_path if "://" in job.output_path else str(folder / job.output_path)
+        run = NotebookRun(
+            Path(input_path), output_ref, job.parameters, job.kernel_name, job.cell_timeout_seconds
+        )
+        lease = _Lease()
+        keeper = asyncio.create_task(self._keep_lease(job, run, lease))
+        try:
+            try:
+                await run.prepare()
+            except Exception as exc:
+                await self._finish(job, Outcome("failed", f"the notebook could not be prepared: {exc}"), None)
+                return
+            try:
+                kernel = await self.ctx.pool.take(job.kernel_name)
+            except KernelStartError as exc:
+                await self._finish(job, Outcome("failed", str(exc)), run)
+                return
+            try:
+                outcome = await self._watch(job, run, kernel, lease)
+            except LeaseLost:
+                logger.warning("run %s: lease lost; another executor owns it now", job.id)
+                return
+            finally:
+                self.ctx.pool.discard(kernel)  # one kernel, one run
+            await self._finish(job, outcome, run)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(BaseException):
+                await keeper
+
+    async def _keep_lease(self, job: Job, run: NotebookRun, lease: _Lease) -> None:
+        """Renew the lease (and store the progress) until cancelled; flag a cancel or a lost lease."""
+        settings = self.ctx.settings
+        cancel_signal = self.ctx.notifications[signals.CANCEL]
+        loop = asyncio.get_running_loop()
+        written = -1
+        next_beat = 0.0
+        while True:
+            ticket = cancel_signal.ticket(job.id)
+            now = loop.time()
+            if now >= next_beat or run.progress.version != written:
+                version = run.progress.version
+                try:
+                    answer = await jobs.heartbeat(
+                        self.ctx.sessionmaker,
+                        job.id,
+                        self.identity,
+                        settings.executor_lease_seconds,
+                        run.progress,
+                    )
+                except Exception:
+                    logger.exception("run %s: heartbeat failed; retrying", job.id)
+                    answer = False
+                else:
+                    written = version
+                    next_beat = now + settings.heartbeat_seconds
+                if answer is None:
+                    lease.lost.set()
+                    return
+                if answer:
+                    lease.cancel.set()
+            if await Signal.wait(ticket, settings.executor_progress_seconds):
+                lease.cancel.set()
+
+    async def _finish(self, job: Job, outcome: Outcome, run: NotebookRun | None) -> None:
+        progress = run.progress if run is not None else None
+        done = await jobs.finish(self.ctx.sessionmaker, job.id, self.identity, outcome, progress)
+        logger.info("run %s: %s%s", job.id, outcome.status, "" if done else " (not recorded: lease lost)")
+
+    async def _watch(self, job: Job, run: NotebookRun, kernel: WarmKernel, lease: _Lease) -> Outcome:
+        """Run the cells in a task and watch it: cancel (interrupt, then kill), timeout, lost lease."""
+        settings = self.ctx.settings
+        task = asyncio.create_task(run.execute(kernel))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + job.timeout_seconds
+        interrupted_at: float | None = None
+        stop_reason: str | None = None  # "cancelled" | "timed_out" | "lease"
+        waiters = [asyncio.ensure_future(lease.cancel.wait()), asyncio.ensure_future(lease.lost.wait())]
+        try:
+            while not task.done():
+                if lease.lost.is_set():
+                    stop_reason = "lease"
+                    task.cancel()
+                    break
+                if lease.cancel.is_set() and interrupted_at is None:
+                    stop_reason = "cancelled"
+                    await kernel.interrupt()  # a KeyboardInterrupt in the cell ends the run gracefully
+                    interrupted_at = loop.time()
+                grace_left = None
+                if interrupted_at is not None:
+                    grace_left = interrupted_at + settings.executor_cancel_grace_seconds - loop.time()
+                    if grace_left <= 0:
+                        task.cancel()  # the cell ignored the interrupt: its kernel is killed after
+                        break
+                if loop.time() >= deadline:
+                    stop_reason = "timed_out"
+                    task.cancel()
+                    break
+                wait_for = deadline - loop.time()
+                if grace_left is not None:
+                    wait_for = min(wait_for, grace_left)
+                pending = [task, *(w for w in waiters if not w.done())]
+                await asyncio.wait(pending, timeout=max(0.0, wait_for), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            raise
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        exc: BaseException | None = None
+        try:
+            await task
+        except asyncio.CancelledError as cancelled:
+            exc = cancelled
+        except Exception as error:
+            exc = error
+        if stop_reason == "lease":
+            raise LeaseLost()
+        if stop_reason == "timed_out":
+            return await run.finish(
+                "timed_out",
+                TimeoutError(f"the run exceeded {job.timeout_seconds} s"),
+                f"timed out: the run took longer than its {job.timeout_seconds} s limit",
+            )
+        if stop_reason == "cancelled":
+            return await run.finish("cancelled", exc, "cancelled on request")
+        if isinstance(exc, CellTimeoutError):
+            return await run.finish(
+                "timed_out",
+                exc,
+                f"timed out: a cell ran longer than its {job.cell_timeout_seconds} s limit",
+            )
+        if isinstance(exc, DeadKernelError):
+            return await run.finish("failed", exc, await self._death_reason(kernel))
+        if exc is not None:
+            return await run.finish("failed", exc, f"the run failed: {type(exc).__name__}: {exc}")
+        return await run.finish("completed")
+
+    async def _death_reason(self, kernel: WarmKernel) -> str:
+        code = None
+        with contextlib.suppress(Exception):
+            process = getattr(kernel.km.provisioner, "process", None)
+            if process is not None:
+                code = process.poll()
+        if code is not None and code < 0:
+            import signal as _signal
+
+            name = _signal.Signals(-code).name if -code in _signal.Signals._value2member_map_ else str(-code)
+            hint = " (out of memory?)" if name == "SIGKILL" else ""
+            return f"kernel died: killed by {name}{hint}"
+        if code is not None:
+            return f"kernel died: the kernel process exited with code {code}"
+        return "kernel died"
+
+
+class Reaper:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def run(self) -> None:
+        while True:
+            try:
+                count = await jobs.reap(self.ctx.sessionmaker)
+                if count:
+                    logger.warning("reaped %d run(s) whose executor stopped renewing its lease", count)
+                    continue
+            except Exception:
+                logger.exception("reaper pass failed")
+            await asyncio.sleep(self.ctx.settings.reap_seconds)
