@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
 from nbp_common.api import IdPath, PageDep
+from nbp_common.auth import Principal, Reader, Writer, ensure_acting_for
 from nbp_common.db import SessionDep
 from nbp_common.errors import ErrorBody
 
@@ -54,16 +55,16 @@ def _location(run_id: int) -> str:
 
 
 async def _run(
-    rt: ExecutorRuntime, session: SessionDep, request: RunRequest, wait: bool, key: str | None = None
+    rt: ExecutorRuntime, session: SessionDep, request: RunRequest, caller: Principal, wait: bool
 ) -> Response:
-    job, _ = await service.submit(rt, session, request, key)
+    job, _ = await service.submit(rt, session, request, caller)
     if not wait:
         return JSONResponse(
             service.execution_out(job).model_dump(mode="json"),
             status_code=status.HTTP_202_ACCEPTED,
             headers={"Location": _location(job.id)},
         )
-    job = await service.wait_until_ended(rt, session, job.id)
+    job = await service.wait_until_ended(rt, session, job.id, caller)
     return JSONResponse(service.execution_out(job).model_dump(mode="json"))
 
 
@@ -72,9 +73,11 @@ async def _run(
     response_model=ExecutionOut,
     responses={**_SUBMIT_ERRORS, 202: {"model": ExecutionOut, "description": "Queued (wait=false)."}},
 )
-async def execute(body: ExecuteRequest, rt: Runtime, session: SessionDep, wait: Wait = True) -> Response:
+async def execute(
+    body: ExecuteRequest, rt: Runtime, session: SessionDep, caller: Writer, wait: Wait = True
+) -> Response:
     """Run a notebook of a user's folder (or a registered one) and answer with the ended run."""
-    return await _run(rt, session, body.run_request(), wait)
+    return await _run(rt, session, body.run_request(), caller, wait)
 
 
 @seed.post(
@@ -83,10 +86,10 @@ async def execute(body: ExecuteRequest, rt: Runtime, session: SessionDep, wait: 
     responses={**_SUBMIT_ERRORS, 202: {"model": ExecutionOut, "description": "Queued (wait=false)."}},
 )
 async def run_notebook(
-    body: RunNotebookRequest, rt: Runtime, session: SessionDep, wait: Wait = True
+    body: RunNotebookRequest, rt: Runtime, session: SessionDep, caller: Writer, wait: Wait = True
 ) -> Response:
     """Run `input_path` into `output_path`, both inside the user's folder."""
-    return await _run(rt, session, body.run_request(), wait)
+    return await _run(rt, session, body.run_request(), caller, wait)
 
 
 @seed.post(
@@ -95,15 +98,16 @@ async def run_notebook(
     responses={**_SUBMIT_ERRORS, 202: {"model": ExecutionOut, "description": "Queued (wait=false)."}},
 )
 async def execute_notebook(
-    body: ExecuteNotebookRequest, rt: Runtime, session: SessionDep, wait: Wait = True
+    body: ExecuteNotebookRequest, rt: Runtime, session: SessionDep, caller: Writer, wait: Wait = True
 ) -> Response:
     """The full form: kernel, timeouts, output, tags."""
-    return await _run(rt, session, body.run_request(), wait)
+    return await _run(rt, session, body.run_request(), caller, wait)
 
 
 @seed.get("/list-notebooks/{username}", response_model=list[NotebookFileOut])
-async def list_notebooks(username: Username, rt: Runtime) -> Any:
+async def list_notebooks(username: Username, rt: Runtime, caller: Reader) -> Any:
     """The `.ipynb` files in the user's folder (run outputs in `outputs/` and hidden folders left out)."""
+    ensure_acting_for(caller, username)
     return workspace.list_notebooks(rt.settings.workspace, username)
 
 
@@ -114,10 +118,14 @@ async def list_notebooks(username: Username, rt: Runtime) -> Any:
     responses={**_SUBMIT_ERRORS, 200: {"model": ExecutionOut, "description": "The run of that key."}},
 )
 async def create_execution(
-    body: ExecuteNotebookRequest, rt: Runtime, session: SessionDep, idempotency_key: IdempotencyKey = None
+    body: ExecuteNotebookRequest,
+    rt: Runtime,
+    session: SessionDep,
+    caller: Writer,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Queue a run; follow it at `Location`."""
-    job, created = await service.submit(rt, session, body.run_request(), idempotency_key)
+    job, created = await service.submit(rt, session, body.run_request(), caller, idempotency_key)
     return JSONResponse(
         service.execution_out(job).model_dump(mode="json"),
         status_code=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
@@ -129,18 +137,24 @@ async def create_execution(
 async def list_active(
     session: SessionDep,
     page: PageDep,
+    caller: Reader,
     username: Annotated[str | None, Query(max_length=255)] = None,
 ) -> Any:
-    """Queued and running runs (of `username`), oldest first. Ended runs are in `/db/executions`."""
+    """Your queued and running runs (an admin's: everyone's, or `username`'s), oldest first. Ended runs
+    are in `/db/executions`."""
+    if not caller.is_admin:
+        if username not in (None, caller.username):
+            return []
+        username = caller.username
     return [
         service.execution_out(j) for j in await service.active(session, username, page.limit, page.offset)
     ]
 
 
 @executions.get("/{id}", response_model=ExecutionOut, responses=_404)
-async def get_execution(id: IdPath, session: SessionDep) -> Any:
+async def get_execution(id: IdPath, session: SessionDep, caller: Reader) -> Any:
     """A run's live state: status, progress (cells done of total, the current cell), error, results."""
-    return service.execution_out(await service.get(session, id))
+    return service.execution_out(await service.get(session, id, caller))
 
 
 @executions.post(
@@ -149,9 +163,9 @@ async def get_execution(id: IdPath, session: SessionDep) -> Any:
     response_model=ExecutionOut,
     responses={**_404, 409: {"model": ErrorBody, "description": "The run has already ended."}},
 )
-async def cancel_execution(id: IdPath, session: SessionDep) -> Any:
+async def cancel_execution(id: IdPath, session: SessionDep, caller: Writer) -> Any:
     """Cancel: a queued run ends at once; a running one is interrupted, then killed (within 5 s)."""
-    return service.execution_out(await service.cancel(session, id))
+    return service.execution_out(await service.cancel(session, id, caller))
 
 
 @executions.get(
@@ -166,10 +180,11 @@ async def get_output(
     request: Request,
     rt: Runtime,
     session: SessionDep,
+    caller: Reader,
     format: Annotated[Literal["ipynb", "html"], Query()] = "ipynb",
 ) -> Response:
     """The output notebook as `.ipynb` JSON, or rendered to HTML by nbconvert (`?format=html`)."""
-    job = await service.get(session, id)
+    job = await service.get(session, id, caller)
     content = await service.output(rt, job, html=format == "html")
     if format == "html":
         return HTMLResponse(content)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from nbp_common.auth import Principal, ensure_acting_for
 from nbp_common.errors import Conflict, Forbidden, Invalid, NotFound
 from nbp_common.events import TERMINAL
 from sqlalchemy import select
@@ -50,10 +51,14 @@ async def _existing(session: AsyncSession, username: str, key: str) -> Job | Non
 
 
 async def submit(
-    rt: ExecutorRuntime, session: AsyncSession, request: RunRequest, idempotency_key: str | None = None
+    rt: ExecutorRuntime,
+    session: AsyncSession,
+    request: RunRequest,
+    principal: Principal,
+    idempotency_key: str | None = None,
 ) -> tuple[Job, bool]:
     """Check everything, then queue the run. Returns the job and whether it is new (an idempotent
-    replay returns the first run)."""
+    replay returns the first run). A run is in its owner's name: the caller's, unless an admin's."""
     settings = rt.settings
     parameters.check_size(request.parameters, settings.executor_max_parameters_bytes)
 
@@ -61,6 +66,8 @@ async def submit(
     if request.notebook_id is not None:
         notebook = await rt.registry.notebook(request.notebook_id)
         owner = str(notebook["username"])
+        if not principal.may_read(owner):
+            raise NotFound(f"notebook {request.notebook_id} does not exist")
         if request.username is not None and request.username != owner:
             raise Forbidden(
                 f"notebook {request.notebook_id} belongs to {owner}; it runs in its owner's folder"
@@ -74,6 +81,7 @@ async def submit(
         username = request.username
         relative = request.notebook_path
         field = request.path_field
+    ensure_acting_for(principal, username)
 
     if idempotency_key is not None:
         existing = await _existing(session, username, idempotency_key)
@@ -150,29 +158,33 @@ async def submit(
     return job, True
 
 
-async def get(session: AsyncSession, run_id: int) -> Job:
+async def get(session: AsyncSession, run_id: int, principal: Principal) -> Job:
+    """The run, if the caller may see it (another user's run is answered as if it did not exist)."""
     job = await session.get(Job, run_id, populate_existing=True)
-    if job is None:
+    if job is None or not principal.may_read(job.username):
         raise NotFound(f"execution {run_id} does not exist")
     return job
 
 
-async def wait_until_ended(rt: ExecutorRuntime, session: AsyncSession, run_id: int) -> Job:
+async def wait_until_ended(
+    rt: ExecutorRuntime, session: AsyncSession, run_id: int, principal: Principal
+) -> Job:
     """The run once it has ended (a long poll woken by NOTIFY, with a slow poll as the safety net)."""
     signal = rt.notifications[signals.ENDED]
     while True:
         ticket = signal.ticket(run_id)
-        job = await get(session, run_id)
+        job = await get(session, run_id, principal)
         if job.status in TERMINAL:
             return job
         await session.rollback()  # end the snapshot: the next look must see new commits
         await signal.wait(ticket, 2.0)
 
 
-async def cancel(session: AsyncSession, run_id: int) -> Job:
+async def cancel(session: AsyncSession, run_id: int, principal: Principal) -> Job:
     job = await session.get(Job, run_id, with_for_update=True, populate_existing=True)
-    if job is None:
+    if job is None or not principal.may_read(job.username):
         raise NotFound(f"execution {run_id} does not exist")
+    ensure_acting_for(principal, job.username)
     if job.status in TERMINAL:
         ended = job.status
         await session.rollback()
