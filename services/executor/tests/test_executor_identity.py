@@ -1,0 +1,120 @@
+"""The executor behind real Keycloak tokens, end to end: runs in one's own name only, another user's
+runs answered as absent, viewers cannot run, admins see all; the executor reads the registry and
+reports to the history with its own service account's token (history refuses anyone else's events)."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from nbp_common.auth.testing import LocalKeycloak, bearer, keycloak
+from nbp_common.testing import free_port, served_app, settings_for
+from nbp_executor.testing import write_notebook
+from nbp_platform import SERVICES
+from sqlalchemy.engine import URL
+
+__all__ = ["keycloak"]  # the session fixture, imported for pytest
+
+
+@pytest.fixture
+async def secured(
+    keycloak: LocalKeycloak,
+    database_url: URL,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[tuple[str, str]]:
+    """The whole platform with NBP_AUTH=keycloak on a real port; yields (base URL, workspace)."""
+    workspace = tmp_path_factory.mktemp("secured-workspace")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    for key, value in {
+        "NBP_WORKSPACE": str(workspace),
+        "NBP_REGISTRY_URL": base,
+        "NBP_HISTORY_URL": base,
+        "NBP_EXECUTOR_WORKERS": "1",
+        "NBP_AUTH": "keycloak",
+        "NBP_OIDC_ISSUER": keycloak.issuer,
+        "NBP_OIDC_JWKS_URL": keycloak.jwks_url,
+        "NBP_OIDC_TOKEN_URL": keycloak.token_url,
+        "NBP_SERVICE_CLIENT_ID": keycloak.service_client_id,
+        "NBP_SERVICE_CLIENT_SECRET": keycloak.service_client_secret,
+    }.items():
+        monkeypatch.setenv(key, value)
+    async with served_app(SERVICES, settings_for(database_url), port) as url:
+        yield url, str(workspace)
+
+
+async def test_runs_belong_to_their_owner(secured: tuple[str, str], keycloak: LocalKeycloak) -> None:
+    url, workspace = secured
+    alice, bob, carol, dana = [
+        bearer(await keycloak.access_token(name)) for name in ("alice", "bob", "carol", "dana")
+    ]
+    write_notebook(
+        Path(workspace) / "alice" / "square.ipynb",
+        "import nbp\nnbp.record('square', n * n)",
+        parameters="n = 2",
+    )
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        # The registry is read by the executor with its service token: a registered notebook runs.
+        created = await client.post(
+            "/db/notebooks",
+            json={"name": "square", "file_path": "square.ipynb", "username": "alice"},
+            headers=alice,
+        )
+        notebook_id = created.json()["id"]
+        await client.post(
+            f"/db/parameters/bulk/{notebook_id}",
+            json=[{"param_name": "n", "param_type": "int", "default_value": 2}],
+            headers=alice,
+        )
+
+        assert (await client.post("/execute", json={"notebook_id": notebook_id})).status_code == 401
+        spoof = await client.post(
+            "/execute", json={"username": "alice", "notebook_path": "square.ipynb"}, headers=bob
+        )
+        assert spoof.status_code == 403
+        by_id = await client.post("/execute", json={"notebook_id": notebook_id}, headers=bob)
+        assert by_id.status_code == 404
+        viewer = await client.post("/execute", json={"notebook_id": notebook_id}, headers=carol)
+        assert viewer.status_code == 403
+
+        run = await client.post(
+            "/execute", json={"notebook_id": notebook_id, "parameters": {"n": 7}}, headers=alice
+        )
+        assert run.status_code == 200, run.text
+        assert run.json()["status"] == "completed"
+        run_id = run.json()["id"]
+
+        # History gets the record through the executor's service account (relayed from its outbox).
+        for _ in range(300):
+            record = (await client.get(f"/db/executions/{run_id}", headers=alice)).json()
+            if record.get("status") == "completed":
+                break
+            await asyncio.sleep(0.1)
+        assert record["status"] == "completed"
+        assert [(r["name"], r["value_numeric"]) for r in record["results"]] == [("square", 49.0)]
+        forged = await client.post(
+            "/internal/events",
+            json={
+                "event_id": "00000000-0000-4000-8000-000000000000",
+                "execution_id": run_id,
+                "status": "failed",
+                "occurred_at": record["queued_at"],
+                "attempt": 9,
+                "username": "alice",
+                "input_path": "square.ipynb",
+            },
+            headers=alice,
+        )
+        assert forged.status_code == 403
+
+        for path in (f"/executions/{run_id}", f"/executions/{run_id}/output", f"/db/executions/{run_id}"):
+            assert (await client.get(path, headers=bob)).status_code == 404, path
+            assert (await client.get(path, headers=dana)).status_code == 200, path
+        assert (await client.post(f"/executions/{run_id}/cancel", headers=bob)).status_code == 404
+        assert (await client.get("/list-notebooks/alice", headers=bob)).status_code == 403
+        names = [f["path"] for f in (await client.get("/list-notebooks/alice", headers=alice)).json()]
+        assert names == ["square.ipynb"]
+        assert [r["id"] for r in (await client.get("/db/executions", headers=dana)).json()] == [run_id]
+        assert (await client.get("/db/executions", headers=bob)).json() == []
