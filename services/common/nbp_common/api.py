@@ -27,7 +27,6 @@ def _no_nul(value: str) -> str:
 # What a PostgreSQL text column accepts: ``Annotated[str, Field(max_length=...), NoNul]`` (the length
 # constraint before the validator, so that pydantic reports it as a string's).
 NoNul = AfterValidator(_no_nul)
-SafeStr = Annotated[str, NoNul]
 
 
 def _json_no_nul(value: Any) -> Any:

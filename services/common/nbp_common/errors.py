@@ -83,11 +83,6 @@ class PayloadTooLarge(AppError):
     code = "payload_too_large"
 
 
-class Unauthorized(AppError):
-    status = 401
-    code = "unauthorized"
-
-
 class Forbidden(AppError):
     status = 403
     code = "forbidden"

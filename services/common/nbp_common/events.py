@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 ExecutionStatus = Literal["queued", "running", "completed", "failed", "cancelled", "timed_out"]
 STATUSES: tuple[str, ...] = get_args(ExecutionStatus)
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled", "timed_out"})
+# The CHECK constraint of every table with a run's status in it.
+STATUS_CHECK = "status IN (" + ", ".join(f"'{s}'" for s in STATUSES) + ")"
 
 
 def lifecycle_rank(status: str) -> int:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from nbp_common.db import schema_metadata
-from nbp_common.events import STATUSES
+from nbp_common.events import STATUS_CHECK
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -39,7 +39,7 @@ class Base(DeclarativeBase):
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
-        CheckConstraint("status IN (" + ", ".join(f"'{s}'" for s in STATUSES) + ")", name="status_known"),
+        CheckConstraint(STATUS_CHECK, name="status_known"),
         UniqueConstraint("username", "idempotency_key"),
         # The claim: the oldest queued job. The reaper: running jobs by lease expiry.
         Index("ix_jobs_queued", "id", postgresql_where=text("status = 'queued'")),

@@ -6,31 +6,34 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
-from nbp_common.api import SafeStr, json_storable
+from nbp_common.api import NoNul, json_storable
 from nbp_common.events import ErrorDetails, ExecutionStatus, RecordedResult
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 MAX_TIMEOUT = 7 * 24 * 3600
 
 Username = Annotated[
-    SafeStr,
+    str,
     Field(min_length=1, max_length=255, pattern=r"^\w[\w.@-]*$", examples=["alice"]),
+    NoNul,
 ]
 RelPath = Annotated[
-    SafeStr,
+    str,
     Field(min_length=1, max_length=1024, description="Relative to the user's workspace folder."),
+    NoNul,
 ]
 OutputRef = Annotated[
-    SafeStr,
+    str,
     Field(
         min_length=1,
         max_length=2048,
         description="Relative to the user's workspace folder, or a URL Papermill writes to (s3://...).",
     ),
+    NoNul,
 ]
 Parameters = Annotated[dict[str, Any], AfterValidator(json_storable)]
-Tag = Annotated[SafeStr, Field(min_length=1, max_length=64)]
-KernelName = Annotated[SafeStr, Field(min_length=1, max_length=255, examples=["python3"])]
+Tag = Annotated[str, Field(min_length=1, max_length=64), NoNul]
+KernelName = Annotated[str, Field(min_length=1, max_length=255, examples=["python3"]), NoNul]
 NotebookId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 Timeout = Annotated[int, Field(ge=1, le=MAX_TIMEOUT, description="Seconds.")]
 

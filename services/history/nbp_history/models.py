@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from nbp_common.db import schema_metadata
-from nbp_common.events import STATUSES
+from nbp_common.events import STATUS_CHECK
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -37,7 +37,7 @@ class Base(DeclarativeBase):
 class Execution(Base):
     __tablename__ = "notebook_executions"
     __table_args__ = (
-        CheckConstraint("status IN (" + ", ".join(f"'{s}'" for s in STATUSES) + ")", name="status_known"),
+        CheckConstraint(STATUS_CHECK, name="status_known"),
         # The list queries: newest first, by user, by notebook, or all.
         Index("ix_notebook_executions_username_queued_at", "username", text("queued_at DESC")),
         Index("ix_notebook_executions_notebook_id_queued_at", "notebook_id", text("queued_at DESC")),

@@ -46,6 +46,15 @@ def _conflict(exc: IntegrityError | str | None, prefix: str = "") -> Conflict:
     )
 
 
+async def _commit(session: AsyncSession) -> None:
+    """Commit, or roll back and say which unique value clashed (409)."""
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise _conflict(exc) from exc
+
+
 def _refuse_nulls(changes: dict[str, Any]) -> None:
     nulls = [name for name in _NOT_NULL if name in changes and changes[name] is None]
     if nulls:
@@ -205,11 +214,7 @@ async def update_notebook(
     for key, value in changes.items():
         setattr(notebook, "metadata_" if key == "metadata" else key, value)
     notebook.updated_at = func.now()  # moves even when the values sent equal the stored ones
-    try:
-        await session.commit()
-    except IntegrityError as exc:
-        await session.rollback()
-        raise _conflict(exc) from exc
+    await _commit(session)
     await session.refresh(notebook)
     return notebook
 
@@ -271,11 +276,7 @@ async def create_parameter(session: AsyncSession, data: ParameterCreate, princip
     ensure_acting_for(principal, notebook.username)
     parameter = Parameter(**data.model_dump())
     session.add(parameter)
-    try:
-        await session.commit()
-    except IntegrityError as exc:
-        await session.rollback()
-        raise _conflict(exc) from exc
+    await _commit(session)
     return parameter
 
 
@@ -298,11 +299,7 @@ async def create_parameters(
     await get_notebook(session, notebook_id, principal, write=True)
     parameters = [Parameter(notebook_id=notebook_id, **item.model_dump()) for item in items]
     session.add_all(parameters)
-    try:
-        await session.commit()
-    except IntegrityError as exc:
-        await session.rollback()
-        raise _conflict(exc) from exc
+    await _commit(session)
     return parameters
 
 
@@ -323,11 +320,7 @@ async def update_parameter(
     for key, value in changes.items():
         setattr(parameter, key, value)
     parameter.updated_at = func.now()
-    try:
-        await session.commit()
-    except IntegrityError as exc:
-        await session.rollback()
-        raise _conflict(exc) from exc
+    await _commit(session)
     await session.refresh(parameter)
     return parameter
 
