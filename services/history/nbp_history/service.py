@@ -219,9 +219,7 @@ async def stats(
             await session.execute(
                 select(Execution.status, func.count()).where(*scope).group_by(Execution.status)
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     by_status = {status: int(counts.get(status, 0)) for status in STATUSES}
     finished = sum(by_status[s] for s in TERMINAL)
@@ -256,7 +254,7 @@ async def stats(
             p50_duration_seconds=p50,
             p95_duration_seconds=p95,
         )
-        for nb_id, name, total, ok, bad, done, p50, p95 in per_notebook.tuples()
+        for nb_id, name, total, ok, bad, done, p50, p95 in per_notebook
     ]
     return ExecutionStats(
         since=since,

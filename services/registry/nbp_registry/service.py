@@ -251,7 +251,7 @@ async def get_parameter(
     ).one_or_none()
     if found is None:
         raise NotFound(f"parameter {parameter_id} does not exist")
-    parameter, owner = found.tuple()
+    parameter, owner = found
     if not principal.may_read(owner):
         raise NotFound(f"parameter {parameter_id} does not exist")
     if write:
