@@ -13,7 +13,6 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
 from nbp_common.auth import AuthSettings, install_auth
 from nbp_common.db import Database
@@ -65,8 +64,9 @@ def create_app(
         database = Database(settings)
         app.state.database = database
         try:
-            for spec in specs:
-                await check_at_head(database.engine, spec.migrations)
+            async with database.engine.connect() as conn:
+                for spec in specs:
+                    await check_at_head(conn, spec.migrations)
             async with AsyncExitStack() as stack:
                 for spec in specs:
                     for hook in spec.lifespan_hooks:
@@ -135,10 +135,10 @@ def _platform_router(
     async def ready(request: Request) -> Response:
         database: Database = request.app.state.database
         try:
+            # Reading each schema's version answers both questions: the database is there, and at head.
             async with database.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            for tree in trees:
-                await check_at_head(database.engine, tree)
+                for tree in trees:
+                    await check_at_head(conn, tree)
         except SchemaBehind as exc:
             return error_response(503, "schema_behind", str(exc))
         except Exception as exc:  # any failure to reach the database means "not ready"

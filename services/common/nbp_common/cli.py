@@ -21,11 +21,12 @@ async def _schema_state(settings: Settings, trees: Sequence[migrations.Migration
     engine = create_async_engine(settings.sqlalchemy_url)
     problems = []
     try:
-        for tree in trees:
-            try:
-                await migrations.check_at_head(engine, tree)
-            except migrations.SchemaBehind as exc:
-                problems.append(str(exc))
+        async with engine.connect() as conn:
+            for tree in trees:
+                try:
+                    await migrations.check_at_head(conn, tree)
+                except migrations.SchemaBehind as exc:
+                    problems.append(str(exc))
     finally:
         await engine.dispose()
     return problems

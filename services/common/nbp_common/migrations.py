@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import zlib
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import URL, Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 VERSION_TABLE = "alembic_version"
 
@@ -54,7 +55,9 @@ def downgrade(tree: MigrationTree, url: URL | str, revision: str = "base") -> No
     command.downgrade(alembic_config(tree, url), revision)
 
 
+@functools.cache
 def head_revision(tree: MigrationTree) -> str | None:
+    """The head of the tree's scripts: read from disk once per process (the code does not change)."""
     return ScriptDirectory.from_config(alembic_config(tree, "postgresql://")).get_current_head()
 
 
@@ -68,11 +71,10 @@ async def current_revision(conn: AsyncConnection, tree: MigrationTree) -> str | 
     return str(version) if version is not None else None
 
 
-async def check_at_head(engine: AsyncEngine, tree: MigrationTree) -> None:
+async def check_at_head(conn: AsyncConnection, tree: MigrationTree) -> None:
     """Raise :class:`SchemaBehind`, with the command to run, unless the schema is at this code's head."""
     expected = head_revision(tree)
-    async with engine.connect() as conn:
-        found = await current_revision(conn, tree)
+    found = await current_revision(conn, tree)
     if found != expected:
         state = f"at revision {found}" if found else "not created"
         raise SchemaBehind(
