@@ -1,24 +1,20 @@
 """Property-based fuzzing of each service's OpenAPI document (schemathesis): whatever a client sends,
 no operation answers with a 5xx. Each service runs as a real process over a database of its own."""
 
-import asyncio
-import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from nbp_common.testing import _execute, start_service
+from nbp_common.testing import scratch_database, start_service
 from sqlalchemy.engine import URL
 
 
 @pytest.fixture(scope="module")
-def fuzz_database(pg_admin_url: URL, template_database: str) -> Iterator[URL]:
-    name = f"nbp_fuzz_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_execute(pg_admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"'))
-    yield pg_admin_url.set(database=name)
-    asyncio.run(_execute(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+async def fuzz_database(pg_admin_url: URL, template_database: str) -> AsyncIterator[URL]:
+    async with scratch_database(pg_admin_url, "nbp_fuzz", template_database) as database:
+        yield database
 
 
 def _live_schema(name: str, database: URL, log_dir: Path) -> Iterator[schemathesis.BaseSchema]:

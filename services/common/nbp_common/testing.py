@@ -61,17 +61,6 @@ def service_specs() -> Sequence[ServiceSpec]:
     raise RuntimeError("define a `service_specs` fixture listing the services under test")
 
 
-@pytest.fixture(scope="session")
-def template_database(pg_admin_url: URL, service_specs: Sequence[ServiceSpec]) -> Iterator[str]:
-    name = f"nbp_template_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_execute(pg_admin_url, f'CREATE DATABASE "{name}"'))
-    url = pg_admin_url.set(database=name)
-    for spec in service_specs:
-        migrations.upgrade(spec.migrations, url)
-    yield name
-    asyncio.run(_execute(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
 async def _execute(admin_url: URL, sql: str) -> None:
     conn = await asyncpg.connect(asyncpg_dsn(admin_url))
     try:
@@ -80,22 +69,49 @@ async def _execute(admin_url: URL, sql: str) -> None:
         await conn.close()
 
 
+async def create_database(admin_url: URL, prefix: str, template: str | None = None) -> URL:
+    """A new database on the server of ``admin_url``: a copy of ``template``, or empty."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
+    await _execute(admin_url, f'CREATE DATABASE "{name}"{copy}')
+    return admin_url.set(database=name)
+
+
+async def drop_database(admin_url: URL, database: URL) -> None:
+    await _execute(admin_url, f'DROP DATABASE IF EXISTS "{database.database}" WITH (FORCE)')
+
+
+@asynccontextmanager
+async def scratch_database(admin_url: URL, prefix: str, template: str | None = None) -> AsyncIterator[URL]:
+    """A database of its own (see :func:`create_database`), dropped when done."""
+    database = await create_database(admin_url, prefix, template)
+    try:
+        yield database
+    finally:
+        await drop_database(admin_url, database)
+
+
+@pytest.fixture(scope="session")
+def template_database(pg_admin_url: URL, service_specs: Sequence[ServiceSpec]) -> Iterator[str]:
+    url = asyncio.run(create_database(pg_admin_url, "nbp_template"))
+    for spec in service_specs:
+        migrations.upgrade(spec.migrations, url)
+    yield str(url.database)
+    asyncio.run(drop_database(pg_admin_url, url))
+
+
 @pytest.fixture
 async def database_url(pg_admin_url: URL, template_database: str) -> AsyncIterator[URL]:
     """A database of this test's own, migrated to head."""
-    name = f"nbp_test_{uuid.uuid4().hex[:12]}"
-    await _execute(pg_admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    yield pg_admin_url.set(database=name)
-    await _execute(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with scratch_database(pg_admin_url, "nbp_test", template_database) as database:
+        yield database
 
 
 @pytest.fixture
 async def empty_database_url(pg_admin_url: URL) -> AsyncIterator[URL]:
     """A database with nothing in it, for migration tests."""
-    name = f"nbp_empty_{uuid.uuid4().hex[:12]}"
-    await _execute(pg_admin_url, f'CREATE DATABASE "{name}"')
-    yield pg_admin_url.set(database=name)
-    await _execute(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with scratch_database(pg_admin_url, "nbp_empty") as database:
+        yield database
 
 
 def settings_for(url: URL) -> Settings:

@@ -5,7 +5,6 @@ as in ``make dev``), a workspace, notebook files."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import httpx
 import nbformat
 import pytest
 from nbp_common.events import TERMINAL
-from nbp_common.testing import asyncpg_dsn, free_port, served_app, settings_for
+from nbp_common.testing import asyncpg_dsn, free_port, scratch_database, served_app, settings_for
 from nbp_platform import SERVICES
 from sqlalchemy.engine import URL
 
@@ -110,13 +109,6 @@ async def platform(
     monkeypatch_module: pytest.MonkeyPatch,
 ) -> AsyncIterator[Platform]:
     """Registry, history and executor in one app on a real port (2 workers, warm kernels)."""
-    name = f"nbp_exec_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(asyncpg_dsn(pg_admin_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    finally:
-        await admin.close()
-    url = pg_admin_url.set(database=name)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     for key, value in {
@@ -128,18 +120,12 @@ async def platform(
         "NBP_EXECUTOR_CANCEL_GRACE_SECONDS": "1",
     }.items():
         monkeypatch_module.setenv(key, value)
-    try:
-        async with (
-            served_app(SERVICES, settings_for(url), port) as served,
-            httpx.AsyncClient(base_url=served, timeout=120) as client,
-        ):
-            yield Platform(served, executor_workspace, url, client)
-    finally:
-        admin = await asyncpg.connect(asyncpg_dsn(pg_admin_url))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+    async with (
+        scratch_database(pg_admin_url, "nbp_exec", template_database) as url,
+        served_app(SERVICES, settings_for(url), port) as served,
+        httpx.AsyncClient(base_url=served, timeout=120) as client,
+    ):
+        yield Platform(served, executor_workspace, url, client)
 
 
 @pytest.fixture

@@ -4,49 +4,40 @@ notebooks), over a database of its own, with an empty workspace and no workers."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from nbp_common.testing import start_service
+from nbp_common.testing import scratch_database, start_service
 from sqlalchemy.engine import URL
 
 
 @pytest.fixture(scope="module")
-def executor_schema(
+async def executor_schema(
     pg_admin_url: URL, template_database: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[schemathesis.BaseSchema]:
-    import asyncio
-    import uuid
-
-    from nbp_common.testing import _execute
-
-    name = f"nbp_fuzz_exec_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_execute(pg_admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"'))
-    database = pg_admin_url.set(database=name)
+) -> AsyncIterator[schemathesis.BaseSchema]:
     logs: Path = tmp_path_factory.mktemp("executor-fuzz")
-    workspace = logs / "workspace"
-    registry = start_service("registry", database, logs, NBP_LOG_LEVEL="WARNING")
-    executor = start_service(
-        "executor",
-        database,
-        logs,
-        NBP_LOG_LEVEL="WARNING",
-        NBP_WORKSPACE=str(workspace),
-        NBP_REGISTRY_URL=registry.url,
-        NBP_HISTORY_URL=registry.url,
-        NBP_EXECUTOR_WORKERS="0",
-    )
-    try:
-        schema = schemathesis.openapi.from_url(f"{executor.url}/openapi.json")
-        schema.config.update(base_url=executor.url)
-        yield schema
-    finally:
-        executor.stop()
-        registry.stop()
-        asyncio.run(_execute(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    async with scratch_database(pg_admin_url, "nbp_fuzz_exec", template_database) as database:
+        registry = start_service("registry", database, logs, NBP_LOG_LEVEL="WARNING")
+        executor = start_service(
+            "executor",
+            database,
+            logs,
+            NBP_LOG_LEVEL="WARNING",
+            NBP_WORKSPACE=str(logs / "workspace"),
+            NBP_REGISTRY_URL=registry.url,
+            NBP_HISTORY_URL=registry.url,
+            NBP_EXECUTOR_WORKERS="0",
+        )
+        try:
+            schema = schemathesis.openapi.from_url(f"{executor.url}/openapi.json")
+            schema.config.update(base_url=executor.url)
+            yield schema
+        finally:
+            executor.stop()
+            registry.stop()
 
 
 executor_api = schemathesis.pytest.from_fixture("executor_schema")
