@@ -8,12 +8,21 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 from nbp_common.app import ServiceSpec
-from nbp_common.auth.testing import NOAUD_CLIENT, SHORTLIVED_CLIENT, LocalKeycloak, bearer, keycloak
-from nbp_common.testing import app_client, settings_for
+from nbp_common.auth.testing import (
+    NOAUD_CLIENT,
+    SHORTLIVED_CLIENT,
+    LocalKeycloak,
+    bearer,
+    key_provider,
+    keycloak,
+)
+from nbp_common.testing import app_client, settings_for, start_service
 from sqlalchemy.engine import URL
 
 __all__ = ["keycloak"]  # the session fixture, imported for pytest
@@ -181,3 +190,44 @@ async def test_admins_see_everyone_and_only_services_report_runs(
     assert created.status_code == 201
     assert (await api.get("/db/notebooks/user/bob", headers=dana)).headers["X-Total-Count"] == "1"
     assert (await api.delete(f"/db/notebooks/{created.json()['id']}", headers=dana)).status_code == 204
+
+
+async def test_rotated_keys_are_accepted_by_a_running_service(
+    keycloak: LocalKeycloak, database_url: URL, tmp_path: Path
+) -> None:
+    """Keycloak's keys rotated through its admin API while a registry process runs: tokens signed with
+    the new key are accepted without a restart, and those of the old key still are until they expire."""
+    registry = start_service(
+        "registry",
+        database_url,
+        tmp_path,
+        NBP_AUTH="keycloak",
+        NBP_OIDC_ISSUER=keycloak.issuer,
+        NBP_OIDC_JWKS_URL=keycloak.jwks_url,
+        # An unknown key id makes the service fetch the key set again, at most once a second here.
+        NBP_OIDC_JWKS_MIN_REFRESH_SECONDS="1",
+    )
+    try:
+        async with httpx.AsyncClient(base_url=registry.url) as api, keycloak.admin_api() as admin:
+            old_token = await keycloak.access_token("alice")
+            assert (await api.get("/db/notebooks", headers=bearer(old_token))).status_code == 200
+            keys = (await admin.get("/keys")).json()["keys"]
+            old_kid = jwt.get_unverified_header(old_token)["kid"]
+            old = next(key for key in keys if key["kid"] == old_kid)
+            async with key_provider(
+                admin,
+                name="rsa-rotated-for-a-service",
+                providerId="rsa-generated",
+                priority=str(int(old["providerPriority"]) + 100),
+                keySize="2048",
+                algorithm="RS256",
+                active="true",
+                enabled="true",
+            ):
+                new_token = await keycloak.access_token("alice")
+                assert jwt.get_unverified_header(new_token)["kid"] != old_kid
+                await asyncio.sleep(1.1)  # past the refetch interval since the first request
+                assert (await api.get("/db/notebooks", headers=bearer(new_token))).status_code == 200
+                assert (await api.get("/db/notebooks", headers=bearer(old_token))).status_code == 200
+    finally:
+        registry.stop()

@@ -8,8 +8,6 @@ import base64
 import json
 import socket
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -17,9 +15,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from nbp_common.auth import AuthenticationError, TokenVerifier
-from nbp_common.auth.testing import LocalKeycloak, bearer, guarded_client
+from nbp_common.auth.testing import LocalKeycloak, bearer, guarded_client, key_provider
 
-KEY_PROVIDER = "org.keycloak.keys.KeyProvider"
 SIGNATURE_ALG = "access.token.signed.response.alg"
 
 
@@ -35,28 +32,6 @@ def claims_of(token: str) -> dict[str, Any]:
 
 async def status(api: httpx.AsyncClient, token: str) -> int:
     return (await api.get("/whoami", headers=bearer(token))).status_code
-
-
-@asynccontextmanager
-async def key_provider(admin: httpx.AsyncClient, **config: str) -> AsyncIterator[str]:
-    """A key provider component added to the realm for the test, removed afterwards."""
-    realm_id = (await admin.get("")).json()["id"]
-    created = await admin.post(
-        "/components",
-        json={
-            "name": config.pop("name"),
-            "providerId": config.pop("providerId"),
-            "providerType": KEY_PROVIDER,
-            "parentId": realm_id,
-            "config": {key.replace("_", "."): [value] for key, value in config.items()},
-        },
-    )
-    assert created.status_code == 201, created.text
-    component_id = created.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
-    try:
-        yield component_id
-    finally:
-        await admin.delete(f"/components/{component_id}")
 
 
 async def set_key_state(admin: httpx.AsyncClient, component_id: str, **state: bool) -> None:

@@ -270,3 +270,29 @@ async def guarded_client(
             yield client
     finally:
         await app.state.nbp_authenticator.aclose()
+
+
+KEY_PROVIDER = "org.keycloak.keys.KeyProvider"
+
+
+@asynccontextmanager
+async def key_provider(admin: httpx.AsyncClient, **config: str) -> AsyncIterator[str]:
+    """A key provider component added to the realm for the test, removed afterwards."""
+    realm_id = (await admin.get("")).json()["id"]
+    created = await admin.post(
+        "/components",
+        json={
+            "name": config.pop("name"),
+            "providerId": config.pop("providerId"),
+            "providerType": KEY_PROVIDER,
+            "parentId": realm_id,
+            "config": {key.replace("_", "."): [value] for key, value in config.items()},
+        },
+    )
+    if created.status_code != 201:
+        raise RuntimeError(f"Keycloak refused the key provider: {created.status_code} {created.text}")
+    component_id = created.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+    try:
+        yield component_id
+    finally:
+        await admin.delete(f"/components/{component_id}")
