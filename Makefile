@@ -8,7 +8,7 @@ help: ## This list
 # Component makefiles (Python workspace, charts, keycloak, ...) each own their targets.
 include $(sort $(wildcard mk/*.mk))
 
-dev: venv ## Serve every API on http://127.0.0.1:8002 over an embedded PostgreSQL (data in .nbp/)
+dev: venv sandbox-tools ## Serve every API on http://127.0.0.1:8002 over an embedded PostgreSQL (data in .nbp/)
 	$(UV) run --no-sync nbp-dev
 
 migrate: venv ## Upgrade every service's schema (NBP_DATABASE_URL, or the parts NBP_DB_*)
@@ -16,7 +16,7 @@ migrate: venv ## Upgrade every service's schema (NBP_DATABASE_URL, or the parts 
 	$(UV) run --no-sync nbp-history migrate
 	$(UV) run --no-sync nbp-executor migrate
 
-test: venv lint ## Install what is needed and run every test
+test: venv sandbox-tools lint ## Install what is needed and run every test
 	$(UV) run --no-sync pytest $(PYTEST_ARGS)
 
 bench: venv ## Benchmarks (not tests): ratios against named baselines

@@ -1,0 +1,176 @@
+"""The sandbox builder with real bubblewrap: a probe run as one user tries to reach what it must not,
+and the limits stop it; what it may do works."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nbp_common.sandbox import Limits, Sandbox, env_allowed, prepare, sandbox_env, spawn
+
+pytestmark = pytest.mark.timeout(120)
+
+CANARY = "canary-4f1c9b-sandbox-test"
+
+PROBE = r"""
+import glob, json, os, sys
+found = {}
+def attempt(name, action):
+    try:
+        found[name] = repr(action())[:200]
+    except Exception as exc:
+        found[name] = "refused: " + type(exc).__name__
+args = json.loads(sys.argv[1])
+attempt("other_relative", lambda: open("../bob/private.txt").read())
+attempt("other_absolute", lambda: open(args["bob"] + "/private.txt").read())
+attempt("other_home", lambda: os.listdir("/home/bob"))
+attempt("other_symlink", lambda: open("link-to-bob/private.txt").read())
+attempt("write_other", lambda: open(args["bob"] + "/owned.txt", "w").write("x"))
+attempt("workspace_root", lambda: os.listdir(args["workspace"]))
+attempt("checkout", lambda: open(args["checkout"] + "/pyproject.toml").read())
+attempt("checkout_services", lambda: os.listdir(args["checkout"] + "/services/executor"))
+attempt("checkout_cache", lambda: os.listdir(args["checkout"] + "/.cache"))
+attempt("checkout_nbp", lambda: os.listdir(args["checkout"] + "/.nbp"))
+found["checkout_listing"] = sorted(os.listdir(args["checkout"]))
+attempt("shadow", lambda: open("/etc/shadow").read())
+attempt("host_var_lib", lambda: os.listdir("/var/lib"))
+leaks = []
+for path in glob.glob("/proc/*/environ") + glob.glob("/proc/*/cmdline"):
+    try:
+        if args["canary"][::-1].encode() in open(path, "rb").read():
+            leaks.append(path)
+    except OSError:
+        pass
+found["canary_in_proc"] = leaks
+attempt("signal_parent", lambda: os.kill(args["parent"], 0))
+found["own_write"] = open("mine.txt", "w").write("mine")
+found["own_read"] = open("mine.txt").read()
+found["home"] = os.environ["HOME"]
+found["cwd"] = os.getcwd()
+found["env"] = sorted(os.environ)
+print(json.dumps(found))
+"""
+
+
+def run(sandbox: Sandbox, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    async def go() -> tuple[int, str, str]:
+        prepared = prepare(sandbox, argv)
+        process = await spawn(prepared, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = await process.communicate()
+        prepared.close()
+        assert process.returncode is not None
+        return process.returncode, out.decode(), err.decode()
+
+    code, out, err = asyncio.run(go())
+    return subprocess.CompletedProcess(argv, code, out, err)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    root = tmp_path / "workspace"
+    (root / "alice").mkdir(parents=True)
+    (root / "bob").mkdir()
+    (root / "bob" / "private.txt").write_text("bob's secret")
+    (root / "alice" / "link-to-bob").symlink_to(root / "bob")
+    return root
+
+
+def test_a_probe_reaches_its_own_folder_and_nothing_else(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NBP_SERVICE_CLIENT_SECRET", CANARY)
+    script = tmp_path / "probe.py"
+    script.write_text(PROBE)
+    args = {
+        "bob": str(workspace / "bob"),
+        "workspace": str(workspace),
+        "checkout": str(Path(__file__).resolve().parents[3]),
+        "canary": CANARY[::-1],  # reversed: the probe's own command line must not hold it
+        "parent": os.getpid(),
+    }
+    sandbox = Sandbox(
+        "alice",
+        workspace / "alice",
+        env={"NBP_SERVICE_CLIENT_SECRET": CANARY, "DB_PASSWORD": CANARY, "LANG": "C.UTF-8"},
+        read_only={"/run/probe.py": script},
+    )
+    done = run(sandbox, [sys.executable, "/run/probe.py", json.dumps(args)])
+    assert done.returncode == 0, done.stderr
+    found: dict[str, Any] = json.loads(done.stdout)
+    for escape in (
+        "other_relative",
+        "other_absolute",
+        "other_home",
+        "other_symlink",
+        "write_other",
+        "workspace_root",
+        "checkout",
+        "checkout_services",
+        "checkout_cache",
+        "checkout_nbp",
+        "shadow",
+        "host_var_lib",
+        "signal_parent",
+    ):
+        assert found[escape].startswith("refused"), (escape, found[escape])
+    assert found["canary_in_proc"] == []
+    assert found["checkout_listing"] == [".venv"]  # the runtime, read-only: nothing else of it
+    assert not (workspace / "bob" / "owned.txt").exists()
+    assert found["own_read"] == "mine"
+    assert (workspace / "alice" / "mine.txt").read_text() == "mine"
+    assert found["home"] == "/home/alice"
+    assert found["cwd"] == "/home/alice"
+    assert not [name for name in found["env"] if name.startswith("NBP_") or "PASSWORD" in name]
+    assert CANARY not in done.stdout
+
+
+def test_the_environment_is_an_allow_list() -> None:
+    assert not env_allowed("NBP_DB_PASSWORD")
+    assert not env_allowed("NBP_WORKSPACE")
+    assert not env_allowed("AWS_SECRET_ACCESS_KEY")
+    assert not env_allowed("PATH")  # set by the sandbox itself, never passed through
+    assert env_allowed("JPY_PARENT_PID")
+    assert env_allowed("LANG")
+    env = sandbox_env(Sandbox("alice", Path("/nonexistent"), env={"HOME": "/root", "NBP_X": "1"}))
+    assert env["HOME"] == "/home/alice"
+    assert "NBP_X" not in env
+
+
+def test_a_fork_bomb_stops_at_the_process_limit(workspace: Path) -> None:
+    bomb = (
+        "import os, time\n"
+        "n = 0\n"
+        "try:\n"
+        "    while True:\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(60)\n"
+        "            os._exit(0)\n"
+        "        n += 1\n"
+        "except BlockingIOError:\n"
+        "    print('stopped after', n)\n"
+    )
+    sandbox = Sandbox("alice", workspace / "alice", limits=Limits(processes=40))
+    done = run(sandbox, [sys.executable, "-c", bomb])
+    assert done.returncode == 0, done.stderr
+    count = int(done.stdout.split()[-1])
+    assert 20 < count < 40  # bounded by the limit (the interpreter and bubblewrap count too)
+
+
+def test_memory_past_the_limit_fails_in_the_sandbox_only(workspace: Path) -> None:
+    hog = "try:\n    b = bytearray(600 << 20)\nexcept MemoryError:\n    print('refused')\n"
+    sandbox = Sandbox("alice", workspace / "alice", limits=Limits(memory_bytes=512 << 20))
+    done = run(sandbox, [sys.executable, "-c", hog])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "refused"
+
+
+def test_cpu_time_past_the_limit_kills_the_process(workspace: Path) -> None:
+    sandbox = Sandbox("alice", workspace / "alice", limits=Limits(cpu_seconds=1))
+    done = run(sandbox, [sys.executable, "-c", "while True: pass"])
+    assert done.returncode != 0
