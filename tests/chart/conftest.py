@@ -1,8 +1,8 @@
 """Fixtures over the rendered chart (`make chart-render` writes .cache/chart/render/<variant>.yaml).
 
 Checks that need Helm itself (schema refusals, the lookup of existing secrets, NOTES) run the Helm binary
-the Makefile built, on the prepared copy of the chart (third-party subcharts left out; see
-tests/chart/tools/chart.py).
+the Makefile built, on the prepared copy of the chart (with the real third-party subcharts in its charts/;
+see tests/chart/tools/chart.py).
 """
 
 from __future__ import annotations
@@ -209,6 +209,18 @@ def fake_cluster() -> Iterator[FakeCluster]:
 
 
 # --- helpers over manifests ---------------------------------------------------------------------------
+
+
+def is_ours(doc: dict[str, Any]) -> bool:
+    """Rendered from this chart's templates (or its library subchart), not from a third-party subchart."""
+    return doc["metadata"].get("labels", {}).get("app.kubernetes.io/part-of") == "notebook-platform"
+
+
+def subchart_of(doc: dict[str, Any]) -> str:
+    """The third-party chart an object comes from: `jupyterhub`, `keycloakx` (its `helm.sh/chart` label,
+    or z2jh's `chart` label, without the version)."""
+    labels = doc["metadata"].get("labels", {})
+    return str(labels.get("helm.sh/chart") or labels.get("chart", "")).rsplit("-", 1)[0]
 
 
 def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:

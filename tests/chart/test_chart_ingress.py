@@ -8,7 +8,7 @@ import json
 import re
 from typing import Any
 
-from conftest import RELEASE, REPO, by_kind, env_map, one
+from conftest import RELEASE, REPO, by_kind, env_map, is_ours, one
 
 DOMAIN = "nbp.localtest.me"
 
@@ -86,7 +86,7 @@ def test_every_url_derives_from_global_domain(helm_template: Any) -> None:
     hosts = {host for host, _path, _kind in routes(docs)}
     assert hosts == {domain, f"superset.{domain}"}
     issuer = f"https://{domain}/auth/realms/notebook-platform"
-    for deployment in by_kind(docs, "Deployment"):
+    for deployment in filter(is_ours, by_kind(docs, "Deployment")):
         env = env_map(deployment["spec"]["template"]["spec"]["containers"][0])
         assert env["NBP_OIDC_ISSUER"] == issuer
     keycloak = one(docs, "ConfigMap", f"{RELEASE}-keycloak-env")["data"]

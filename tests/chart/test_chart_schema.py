@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
-from conftest import CHART_SRC
+from conftest import CHART_SRC, is_ours
 
 
 @pytest.mark.parametrize(
@@ -113,8 +113,12 @@ def test_release_names_are_kept_short(helm_template: Any) -> None:
 
 def test_any_release_name_works_with_the_defaults(helm_template: Any) -> None:
     docs = helm_template.template(release="team-a")
-    names = {d["metadata"]["name"] for d in docs if d["kind"] == "Deployment"}
+    names = {d["metadata"]["name"] for d in docs if d["kind"] == "Deployment" and is_ours(d)}
     assert names == {"team-a-registry", "team-a-executor", "team-a-history"}
+    # JupyterHub's names are fixed (README: one platform per namespace); Keycloak's follow the release
+    workloads = [d for d in docs if d["kind"] in {"Deployment", "StatefulSet"}]
+    others = {d["metadata"]["name"] for d in workloads if not is_ours(d)}
+    assert others == {"hub", "proxy", "team-a-keycloakx"}
 
 
 def test_keycloak_realm_is_required(helm_template: Any, chart_copy: Path) -> None:
@@ -125,3 +129,17 @@ def test_keycloak_realm_is_required(helm_template: Any, chart_copy: Path) -> Non
     assert "make chart-files" in proc.stderr
     proc = helm_template.run("-f", str(chart_copy / "ci" / "minimal-values.yaml"), chart=chart_copy)
     assert proc.returncode == 0, "without Keycloak no realm is needed: " + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("jupyterhub.hub.bogusKey=1", "at '/hub': additional properties 'bogusKey' not allowed"),
+        ("keycloakx.image.pullPolicy=Sometimes", "at '/image/pullPolicy': 'Sometimes' does not match"),
+    ],
+)
+def test_subcharts_apply_their_own_values_schemas(helm_template: Any, setting: str, message: str) -> None:
+    """The real subcharts are rendered: values handed to them meet their schemas or the render stops."""
+    proc = helm_template.run("--set", setting)
+    assert proc.returncode != 0
+    assert message in proc.stderr

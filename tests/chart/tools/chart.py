@@ -4,15 +4,22 @@ Helm reads nothing outside a chart's folder, so two inputs that live at the repo
 `keycloak-realm/*.json` (the realm Keycloak imports) and `superset-auth/*.py` (Superset's configuration).
 `sync-files` does that for the chart in place (what `make chart-files` and `make deploy` run before Helm).
 
-The third-party subcharts (keycloakx, jupyterhub, superset) cannot be fetched here, and Helm refuses to
-lint or render a chart whose declared dependencies are missing. `prepare` therefore copies the chart to a
-scratch folder and drops the remote dependencies from that copy's Chart.yaml; our own library subchart
-stays. The values that configure the subcharts stay too, so every template of ours that wires them
-(realm ConfigMap, secrets, ingress paths, network policies) is rendered and checked.
+The third-party subcharts cannot be fetched from their repositories here; their published archives are in
+a local folder (`--third-party`, /work/shared/charts: keycloakx, jupyterhub, cloudnative-pg). `prepare`
+does what `helm dependency build` would: it copies the chart to a scratch folder and puts into that copy's
+charts/ the archive `<name>-<version>.tgz` of every remote dependency, exactly the pinned version. A pin
+with no such archive is an error (a version that does not exist), unless the dependency is named with
+`--leave-out` (then it is dropped from the copy's Chart.yaml and its values stay unused).
 
     chart.py sync-files --chart charts/notebook-platform --repo .
-    chart.py prepare --chart charts/notebook-platform --repo . --out .cache/chart/chart
+    chart.py prepare --chart charts/notebook-platform --repo . --out .cache/chart/chart \
+        --third-party /work/shared/charts [--leave-out superset]
     chart.py render --helm HELM --chart .cache/chart/chart/notebook-platform --out .cache/chart/render
+    chart.py policy-input --rendered .cache/chart/render --exemptions tests/chart/kube-score-exemptions.yaml \
+        --out .cache/chart/policy
+
+`policy-input` writes the copy of the rendered manifests that kube-score reads: third-party objects whose
+templates take no annotations get their documented `kube-score/ignore` exemptions added.
 """
 
 from __future__ import annotations
@@ -51,18 +58,35 @@ def is_remote(dep: dict[str, Any]) -> bool:
     return str(dep.get("repository", "")).startswith(("http://", "https://", "oci://"))
 
 
-def prepare(chart: Path, repo: Path, out: Path) -> Path:
+def prepare(chart: Path, repo: Path, out: Path, third_party: Path, leave_out: list[str]) -> Path:
     dest = out / chart.name
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(chart, dest, ignore=shutil.ignore_patterns("*.tgz", "Chart.lock"))
     meta_path = dest / "Chart.yaml"
     meta = yaml.safe_load(meta_path.read_text())
-    deps = meta.get("dependencies", [])
-    left_out = [d["name"] for d in deps if is_remote(d)]
-    meta["dependencies"] = [d for d in deps if not is_remote(d)]
+    kept, dropped, missing = [], [], []
+    for dep in meta.get("dependencies", []):
+        if not is_remote(dep):
+            kept.append(dep)
+            continue
+        if dep["name"] in leave_out:
+            dropped.append(dep["name"])
+            continue
+        archive = third_party / f"{dep['name']}-{dep['version']}.tgz"
+        if not archive.is_file():
+            found = sorted(p.name for p in third_party.glob(f"{dep['name']}-*.tgz"))
+            missing.append(f"{dep['name']} {dep['version']} (no {archive}; there: {found or 'none'})")
+            continue
+        shutil.copy2(archive, dest / "charts" / archive.name)
+        kept.append(dep)
+        print(f"{dest}/charts: {archive.name}")
+    if missing:
+        sys.exit("error: pinned subchart versions without an archive:\n  " + "\n  ".join(missing))
+    meta["dependencies"] = kept
     meta_path.write_text(yaml.safe_dump(meta, sort_keys=False))
-    print(f"{dest}: third-party subcharts left out (cannot be fetched here): {', '.join(left_out)}")
+    if dropped:
+        print(f"{dest}: left out on request (--leave-out): {', '.join(dropped)}")
     sync_files(dest, repo)
     return dest
 
@@ -91,6 +115,41 @@ def render(helm: str, chart: Path, out: Path) -> None:
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
 
 
+class _QuotedStrings(yaml.SafeDumper):
+    """Every string double-quoted: PyYAML's YAML 1.1 rules would leave e.g. `8e33` plain, which YAML 1.2
+    readers (kube-score) take for a number."""
+
+
+_QuotedStrings.add_representer(
+    str, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+)
+
+
+def policy_input(rendered: Path, exemptions_file: Path, out: Path) -> None:
+    exemptions = yaml.safe_load(exemptions_file.read_text())
+    used = [0] * len(exemptions)
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.yaml"):
+        old.unlink()
+    for path in sorted(rendered.glob("*.yaml")):
+        docs = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+        for doc in docs:
+            meta = doc["metadata"]
+            chart = meta.get("labels", {}).get("helm.sh/chart") or meta.get("labels", {}).get("chart", "")
+            for index, rule in enumerate(exemptions):
+                if (doc["kind"], meta["name"]) == (rule["kind"], rule["name"]) and chart.startswith(
+                    f"{rule['chart']}-"
+                ):
+                    annotations = meta.setdefault("annotations", {})
+                    current = [c for c in annotations.get("kube-score/ignore", "").split(",") if c]
+                    annotations["kube-score/ignore"] = ",".join([*current, *rule["ignore"]])
+                    used[index] += 1
+        (out / path.name).write_text(yaml.dump_all(docs, Dumper=_QuotedStrings, sort_keys=False))
+    stale = [f"{r['chart']} {r['kind']}/{r['name']}" for r, n in zip(exemptions, used, strict=True) if not n]
+    if stale:
+        sys.exit(f"error: {exemptions_file}: exemptions that match no rendered object: {', '.join(stale)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -101,17 +160,25 @@ def main() -> None:
     p.add_argument("--chart", type=Path, required=True)
     p.add_argument("--repo", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--third-party", type=Path, required=True, help="folder of <chart>-<version>.tgz archives")
+    p.add_argument("--leave-out", action="append", default=[], help="a remote dependency to drop")
     p = sub.add_parser("render")
     p.add_argument("--helm", required=True)
     p.add_argument("--chart", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p = sub.add_parser("policy-input")
+    p.add_argument("--rendered", type=Path, required=True)
+    p.add_argument("--exemptions", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     if args.cmd == "sync-files":
         sync_files(args.chart, args.repo)
     elif args.cmd == "prepare":
-        prepare(args.chart, args.repo, args.out)
-    else:
+        prepare(args.chart, args.repo, args.out, args.third_party, args.leave_out)
+    elif args.cmd == "render":
         render(args.helm, args.chart, args.out)
+    else:
+        policy_input(args.rendered, args.exemptions, args.out)
 
 
 if __name__ == "__main__":
