@@ -8,8 +8,12 @@ help: ## This list
 # Component makefiles (Python workspace, charts, keycloak, ...) each own their targets.
 include $(sort $(wildcard mk/*.mk))
 
-dev: venv sandbox-tools ## Serve every API on http://127.0.0.1:8002 over an embedded PostgreSQL (data in .nbp/)
-	$(UV) run --no-sync nbp-dev
+# Both run the command itself (exec, not `uv run`), so that Ctrl-C and SIGTERM reach it directly.
+dev: venv sandbox-tools ## The whole platform: Keycloak :8180, API :8002, Superset :8088 (NBP_*_PORT)
+	exec .venv/bin/nbp-platform
+
+api: venv sandbox-tools ## The API alone on http://127.0.0.1:8002, NBP_AUTH=none, loopback only (PostgreSQL in .nbp/)
+	exec env NBP_AUTH=none .venv/bin/nbp-dev
 
 migrate: venv ## Upgrade every service's schema (NBP_DATABASE_URL, or the parts NBP_DB_*)
 	$(UV) run --no-sync nbp-registry migrate
@@ -22,4 +26,4 @@ test: venv sandbox-tools lint ## Install what is needed and run every test
 bench: venv ## Benchmarks (not tests): ratios against named baselines
 	$(UV) run --no-sync python -m bench $(BENCH)
 
-.PHONY: help dev migrate test bench
+.PHONY: help dev api migrate test bench

@@ -300,7 +300,9 @@ def unpack(tarball: Path) -> None:
 
 
 def merge(base: Any, extra: Any) -> Any:
-    """Development additions onto the realm: lists are extended, objects merged, scalars replaced."""
+    """Development additions onto the realm: lists are extended, objects merged, scalars replaced; a
+    client (an object with a ``clientId``) the realm already has is merged into that client, so that a
+    development file can add, say, a loopback redirect URI to the realm's own ``jupyterhub`` client."""
     if isinstance(base, dict) and isinstance(extra, dict):
         out = dict(base)
         for key, value in extra.items():
@@ -309,8 +311,19 @@ def merge(base: Any, extra: Any) -> Any:
             out[key] = merge(base[key], value) if key in base else value
         return out
     if isinstance(base, list) and isinstance(extra, list):
-        return base + extra
+        by_id = {item["clientId"]: index for index, item in enumerate(base) if _client_id(item)}
+        merged = list(base)
+        for item in extra:
+            if _client_id(item) in by_id:
+                merged[by_id[item["clientId"]]] = merge(merged[by_id[item["clientId"]]], item)
+            else:
+                merged.append(item)
+        return merged
     return extra
+
+
+def _client_id(item: Any) -> str | None:
+    return item.get("clientId") if isinstance(item, dict) else None
 
 
 def realm_to_import() -> dict[str, Any]:

@@ -117,10 +117,21 @@ def test_dev_users_and_test_clients_live_only_in_the_development_file() -> None:
     dev = [json.loads(f.read_text()) for f in DEV_FILES]
     users = {u["username"] for d in dev for u in d.get("users", [])}
     assert {"alice", "bob", "carol", "dana", "erin"} <= users
-    test_clients = {c["clientId"] for d in dev for c in d.get("clients", [])}
+    realm_clients = {c["clientId"] for c in REALM["clients"]}
+    dev_clients = [c for d in dev for c in d.get("clients", [])]
+    test_clients = {c["clientId"] for c in dev_clients} - realm_clients
     assert {"nbp-test", "nbp-test-shortlived", "nbp-test-noaud"} <= test_clients
-    assert not test_clients & {c["clientId"] for c in REALM["clients"]}
     assert not any(c["directAccessGrantsEnabled"] for c in REALM["clients"])  # no password grant in prod
+    # A realm client is only ever extended by loopback addresses, never loosened otherwise.
+    for extension in (c for c in dev_clients if c["clientId"] in realm_clients):
+        assert set(extension) <= {"clientId", "redirectUris", "attributes"}, extension
+        assert all(uri.startswith("http://127.0.0.1/") for uri in extension.get("redirectUris", []))
+        assert set(extension.get("attributes", {})) <= {"post.logout.redirect.uris"}
+        for attribute, value in extension.get("attributes", {}).items():
+            original = client(extension["clientId"])["attributes"][attribute]
+            added = value.split("##")
+            assert added[0] == original
+            assert all(uri.startswith("http://127.0.0.1/") for uri in added[1:])
 
 
 async def test_keycloak_resolved_the_placeholders_at_import(keycloak: LocalKeycloak) -> None:
@@ -156,6 +167,32 @@ async def test_the_cli_signs_in_on_any_loopback_port_and_nowhere_else(
         "code_challenge_method": "S256",
     }
     async with httpx.AsyncClient() as http:
+        response = await http.get(f"{keycloak.issuer}/protocol/openid-connect/auth", params=params)
+    assert (response.status_code == 200) is accepted, response.status_code
+
+
+@pytest.mark.parametrize(
+    ("redirect_uri", "accepted"),
+    [
+        ("http://127.0.0.1:8000/hub/oauth_callback", True),  # the local JupyterHub, on any port
+        ("http://127.0.0.1:41234/hub/oauth_callback", True),
+        ("http://127.0.0.1:8000/hub/elsewhere", False),
+        ("http://localhost:8000/hub/oauth_callback", False),
+        ("https://attacker.example/hub/oauth_callback", False),
+    ],
+)
+async def test_the_local_jupyterhub_signs_in_on_loopback_and_nowhere_else(
+    keycloak: LocalKeycloak, redirect_uri: str, accepted: bool
+) -> None:
+    params = {
+        "client_id": "jupyterhub",
+        "response_type": "code",
+        "scope": "openid",
+        "redirect_uri": redirect_uri,
+        "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        "code_challenge_method": "S256",
+    }
+    async with httpx.AsyncClient(timeout=60) as http:
         response = await http.get(f"{keycloak.issuer}/protocol/openid-connect/auth", params=params)
     assert (response.status_code == 200) is accepted, response.status_code
 

@@ -1,7 +1,8 @@
-"""``make dev``: an embedded PostgreSQL under ``.nbp/``, every schema migrated, every route on :8002.
+"""``make api`` (``nbp-dev``): the API alone, every route on :8002, over an embedded PostgreSQL.
 
-``NBP_DATABASE_URL`` pointing at another server skips the embedded one. Ctrl-C stops the API and then
-the embedded PostgreSQL, so no server process outlives ``make dev``.
+``NBP_DATABASE_URL`` pointing at another server skips the embedded one (``make dev`` passes the one it
+runs). Ctrl-C and SIGTERM stop the API and then the embedded PostgreSQL; one left running by a run that
+died uncleanly is stopped at the next start (see :mod:`nbp_platform.postgres`).
 """
 
 from __future__ import annotations
@@ -18,38 +19,17 @@ from nbp_common.app import create_app
 from nbp_common.cli import refuse_unchecked_remote_bind
 from nbp_common.observability import configure_logging
 from nbp_common.settings import Settings
-from sqlalchemy.engine import make_url
 
 from nbp_platform import SERVICES
+from nbp_platform.postgres import DataDirInUse, EmbeddedPostgres
 
 logger = logging.getLogger("nbp.dev")
-
-
-class EmbeddedPostgres:
-    """pgserver's PostgreSQL, its data kept in ``data_dir`` across restarts."""
-
-    def __init__(self, data_dir: Path) -> None:
-        import pgserver
-
-        data_dir.mkdir(parents=True, exist_ok=True)
-        # "stop" (not "delete"): the data stays for the next `make dev`.
-        self._server = pgserver.get_server(data_dir.resolve(), cleanup_mode="stop")
-        self.url = make_url(self._server.get_uri()).set(drivername="postgresql+asyncpg")
-        self.data_dir = data_dir
-
-    def ensure_database(self, name: str) -> None:
-        exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';")
-        if "(1 row)" not in exists:
-            self._server.psql(f'CREATE DATABASE "{name}";')
-
-    def stop(self) -> None:
-        self._server._cleanup()
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="nbp-dev", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8002)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("NBP_API_PORT", "8002")))
     parser.add_argument("--data-dir", type=Path, default=Path(".nbp/postgres"))
     args = parser.parse_args(argv)
 
@@ -60,10 +40,13 @@ def main(argv: list[str] | None = None) -> None:
     embedded: EmbeddedPostgres | None = None
     if not settings.database_url:
         logger.info("starting the embedded PostgreSQL in %s", args.data_dir)
-        embedded = EmbeddedPostgres(args.data_dir)
-        embedded.ensure_database(settings.db_name)
+        try:
+            embedded = EmbeddedPostgres(args.data_dir)
+        except DataDirInUse as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
         settings = Settings(
-            database_url=embedded.url.set(database=settings.db_name).render_as_string(hide_password=False)
+            database_url=embedded.database_url(settings.db_name).render_as_string(hide_password=False)
         )
         os.environ["NBP_DATABASE_URL"] = settings.database_url or ""
 
@@ -82,6 +65,5 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         # uvicorn turns Ctrl-C and SIGTERM into a graceful shutdown that returns here.
         if embedded is not None:
-            logger.info("stopping the embedded PostgreSQL")
             embedded.stop()
     sys.exit(0)
