@@ -27,7 +27,7 @@ async def test_root_health_and_ready(platform: httpx.AsyncClient) -> None:
     root = (await platform.get("/")).json()
     assert root["name"] == "notebook-platform"
     assert root["links"]["docs"] == "/docs"
-    assert (await platform.get("/health")).json()["status"] == "ok"
+    assert (await platform.get("/health")).json()["status"] == "healthy"
     ready = (await platform.get("/ready")).json()
     assert ready["status"] == "ready"
     assert set(ready["schemas"]) == {"registry", "history"} | ready["schemas"].keys()

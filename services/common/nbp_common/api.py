@@ -9,6 +9,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Query, Response
 from pydantic import AfterValidator
 
+from nbp_common.errors import Invalid
+
 MAX_ID = 2**63 - 1
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -59,9 +61,16 @@ async def page_params(
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description=f"At most {MAX_LIMIT} items.")
     ] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    offset: Annotated[int | None, Query(ge=0, le=MAX_OFFSET, description="Items to pass over.")] = None,
+    skip: Annotated[
+        int | None, Query(ge=0, le=MAX_OFFSET, description="The prototype's name of `offset`.")
+    ] = None,
 ) -> Page:
-    return Page(limit=limit, offset=offset)
+    if offset is not None and skip is not None and offset != skip:
+        raise Invalid.field(
+            "query.skip", "same_as_offset", "is the prototype's name of offset; send one, or both equal"
+        )
+    return Page(limit=limit, offset=offset if offset is not None else skip or 0)
 
 
 PageDep = Annotated[Page, Depends(page_params)]

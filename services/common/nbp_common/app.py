@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from nbp_common.openapi import PeerDocs, merge_openapi
 from nbp_common.settings import Settings
 
 PLATFORM = "notebook-platform"
+HEALTH_DATABASE_TIMEOUT = 2.0  # seconds
 VERSION = version("nbp-common")
 
 LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -123,9 +125,20 @@ def _platform_router(
             },
         }
 
-    @router.get("/health", summary="The process is alive")
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "version": VERSION}
+    @router.get("/health", summary="The process is alive, and whether its database answers")
+    async def health(request: Request) -> dict[str, Any]:
+        # Always 200 (a liveness probe must not restart a process because its database is away):
+        # "healthy", or "degraded" with what is wrong under "checks" (the prototype's answer, extended).
+        database: Database = request.app.state.database
+        try:
+            async with asyncio.timeout(HEALTH_DATABASE_TIMEOUT), database.engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+        except Exception as exc:  # any failure to reach the database is what "degraded" reports
+            checks = {"database": f"not reachable: {type(exc).__name__}"}
+        else:
+            checks = {"database": "ok"}
+        healthy = all(value == "ok" for value in checks.values())
+        return {"status": "healthy" if healthy else "degraded", "version": VERSION, "checks": checks}
 
     @router.get(
         "/ready",

@@ -11,10 +11,22 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
-from typing import Any, Literal, NamedTuple, get_args
+from typing import Annotated, Any, Literal, NamedTuple, get_args
+
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 ParamType = Literal["str", "int", "float", "bool", "list", "dict", "date", "datetime"]
 PARAM_TYPES: tuple[str, ...] = get_args(ParamType)
+# The prototype's type names, accepted on the way in and stored (and answered) as ours.
+PROTOTYPE_TYPE_NAMES: dict[str, ParamType] = {
+    "string": "str",
+    "integer": "int",
+    "float": "float",
+    "boolean": "bool",
+    "json": "dict",
+    "list": "list",
+}
 RULE_KEYS = ("min", "max", "min_length", "max_length", "pattern", "choices")
 
 RULES_BY_TYPE: dict[str, frozenset[str]] = {
@@ -38,6 +50,23 @@ _TYPE_WORDS = {
     "date": "an ISO 8601 date (YYYY-MM-DD)",
     "datetime": "an ISO 8601 date-time",
 }
+
+
+def canonical_type(name: Any) -> Any:
+    """Our name of a parameter type given by either name; an unknown name is refused naming both sets."""
+    if name in PARAM_TYPES:
+        return name
+    if isinstance(name, str) and name in PROTOTYPE_TYPE_NAMES:
+        return PROTOTYPE_TYPE_NAMES[name]
+    raise PydanticCustomError(
+        "type_name",
+        "must be one of {ours} (or the prototype's names {theirs})",
+        {"ours": " ".join(PARAM_TYPES), "theirs": " ".join(PROTOTYPE_TYPE_NAMES)},
+    )
+
+
+# A parameter type as the API takes it: either name, always stored and answered in our form.
+ParamTypeName = Annotated[ParamType, BeforeValidator(canonical_type)]
 
 
 class Violation(NamedTuple):

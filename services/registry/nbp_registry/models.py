@@ -38,7 +38,8 @@ class Notebook(Base):
     __tablename__ = "notebooks"
     __table_args__ = (
         UniqueConstraint("name", "username"),
-        UniqueConstraint("file_path"),
+        # Paths are relative to the owner's folder: two users may each have reports/q3.ipynb.
+        UniqueConstraint("username", "file_path"),
         Index(None, "username"),
         # fastupdate off: the pending list would be merged by whichever insert fills it, a stall of
         # hundreds of milliseconds for that one request; notebooks are written rarely, read often.

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import keyword
 from datetime import datetime
-from pathlib import PurePosixPath
 from typing import Annotated, Any
 
 from nbp_common.api import NoNul, json_storable
-from nbp_common.params import ParamType
+from nbp_common.params import ParamTypeName
+from nbp_common.paths import valid_path
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from nbp_registry.models import NAME_LENGTH, PATH_LENGTH, USERNAME_LENGTH
@@ -17,14 +17,10 @@ MAX_TAGS = 50
 MAX_PARAMETERS = 200
 
 
-def _relative_notebook_path(value: str) -> str:
-    # Lexical checks only: the file itself lives in the user's workspace, which the executor resolves
-    # (symlinks included) before anything runs.
-    if value.startswith("/") or "\\" in value:
-        raise ValueError("must be a path relative to the user's folder, with forward slashes")
-    parts = PurePosixPath(value).parts
-    if any(part in ("..", ".") for part in parts) or "//" in value:
-        raise ValueError("must not contain '.', '..' or empty segments")
+def _notebook_path(value: str) -> str:
+    # The path rule's lexical checks (whose home an absolute path names is the service's to check,
+    # against the notebook's owner); the file itself the executor resolves, symlinks included.
+    valid_path(value)
     if not value.endswith(".ipynb"):
         raise ValueError("must name a notebook file ending in .ipynb")
     return value
@@ -63,10 +59,11 @@ NotebookPath = Annotated[
         min_length=1,
         max_length=PATH_LENGTH,
         examples=["forecasts/quarterly.ipynb"],
-        description="Relative to the user's workspace folder.",
+        description="Relative to the user's workspace folder, or absolute under the owner's home "
+        "(/home/<username>/...), which is stored relative.",
     ),
     NoNul,
-    AfterValidator(_relative_notebook_path),
+    AfterValidator(_notebook_path),
 ]
 Tag = Annotated[str, Field(min_length=1, max_length=64), NoNul]
 Metadata = Annotated[dict[str, Any], AfterValidator(json_storable)]
@@ -88,7 +85,7 @@ class Strict(BaseModel):
 
 class ParameterFields(Strict):
     param_name: ParamName
-    param_type: ParamType = "str"
+    param_type: ParamTypeName = "str"
     default_value: JsonValue | None = None
     description: Description | None = None
     required: Flag = False
@@ -101,7 +98,7 @@ class ParameterCreate(ParameterFields):
 
 class ParameterUpdate(Strict):
     param_name: ParamName | None = None
-    param_type: ParamType | None = None
+    param_type: ParamTypeName | None = None
     default_value: JsonValue | None = None
     description: Description | None = None
     required: Flag | None = None
@@ -159,4 +156,10 @@ class NotebookDetail(NotebookOut):
     parameters: list[ParameterOut]
 
 
-BulkParameters = Annotated[list[ParameterFields], Field(min_length=1, max_length=MAX_PARAMETERS)]
+class BulkParameterItem(ParameterFields):
+    """An item of a bulk create; the prototype's items carry the notebook's id, which must be the path's."""
+
+    notebook_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+
+
+BulkParameters = Annotated[list[BulkParameterItem], Field(min_length=1, max_length=MAX_PARAMETERS)]

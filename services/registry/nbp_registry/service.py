@@ -11,12 +11,14 @@ from nbp_common.api import Page
 from nbp_common.auth import Principal, ensure_acting_for, owner_scope
 from nbp_common.errors import Conflict, FieldError, Invalid, NotFound, violated_constraint
 from nbp_common.params import check_definition, check_value
+from nbp_common.paths import relative_to_owner
 from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nbp_registry.models import Notebook, Parameter
 from nbp_registry.schemas import (
+    BulkParameterItem,
     NotebookCreate,
     NotebookUpdate,
     ParameterCreate,
@@ -27,7 +29,10 @@ from nbp_registry.schemas import (
 # Unique constraints, by the name the naming convention gives them, and how to say what clashed.
 _UNIQUE_FIELDS = {
     "uq_notebooks_name_username": ("name", "this user already has a notebook with that name"),
-    "uq_notebooks_file_path": ("file_path", "another notebook is already registered at that file_path"),
+    "uq_notebooks_username_file_path": (
+        "file_path",
+        "this user already has a notebook registered at that file_path",
+    ),
     "uq_notebook_parameters_notebook_id_param_name": (
         "param_name",
         "the notebook already has that parameter",
@@ -186,6 +191,7 @@ async def get_notebook_detail_json(session: AsyncSession, notebook_id: int, prin
 async def create_notebook_json(session: AsyncSession, data: NotebookCreate, principal: Principal) -> str:
     """Register a notebook; the JSON text of the ``NotebookOut`` stored."""
     ensure_acting_for(principal, data.username)
+    file_path = relative_to_owner(data.file_path, data.username, "file_path")
     connection = await _asyncpg(session)
     try:
         # json/jsonb parameters are JSON text with the codecs SQLAlchemy's dialect gives its connections.
@@ -193,7 +199,7 @@ async def create_notebook_json(session: AsyncSession, data: NotebookCreate, prin
             _CREATE_NOTEBOOK_SQL,
             data.name,
             data.description,
-            data.file_path,
+            file_path,
             data.username,
             json.dumps(data.tags),
             json.dumps(data.metadata),
@@ -211,6 +217,9 @@ async def update_notebook(
     notebook = await get_notebook(session, notebook_id, principal, write=True)
     if "username" in changes:
         ensure_acting_for(principal, changes["username"])
+    if "file_path" in changes:
+        owner = changes.get("username", notebook.username)
+        changes["file_path"] = relative_to_owner(changes["file_path"], owner, "file_path")
     for key, value in changes.items():
         setattr(notebook, "metadata_" if key == "metadata" else key, value)
     notebook.updated_at = func.now()  # moves even when the values sent equal the stored ones
@@ -281,10 +290,19 @@ async def create_parameter(session: AsyncSession, data: ParameterCreate, princip
 
 
 async def create_parameters(
-    session: AsyncSession, notebook_id: int, items: Sequence[ParameterFields], principal: Principal
+    session: AsyncSession, notebook_id: int, items: Sequence[BulkParameterItem], principal: Principal
 ) -> Sequence[Parameter]:
     """All or nothing: one bad item and none is stored."""
-    errors = [error for index, item in enumerate(items) for error in _checked(item, f"[{index}].")]
+    errors = [
+        FieldError(
+            field=f"[{index}].notebook_id",
+            rule="matches_path",
+            message=f"is {item.notebook_id}, but the path names notebook {notebook_id}",
+        )
+        for index, item in enumerate(items)
+        if item.notebook_id not in (None, notebook_id)
+    ]
+    errors += [error for index, item in enumerate(items) for error in _checked(item, f"[{index}].")]
     if errors:
         raise Invalid.fields(errors)
     seen: dict[str, int] = {}
@@ -297,7 +315,9 @@ async def create_parameters(
             )
         seen[item.param_name] = index
     await get_notebook(session, notebook_id, principal, write=True)
-    parameters = [Parameter(notebook_id=notebook_id, **item.model_dump()) for item in items]
+    parameters = [
+        Parameter(notebook_id=notebook_id, **item.model_dump(exclude={"notebook_id"})) for item in items
+    ]
     session.add_all(parameters)
     await _commit(session)
     return parameters

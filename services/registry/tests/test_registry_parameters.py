@@ -83,7 +83,7 @@ async def test_create_get_update_delete(registry: httpx.AsyncClient, notebook_id
             "validation_rules.between",
             "unknown_rule",
         ),
-        ({"param_type": "complex"}, "param_type", "literal_error"),
+        ({"param_type": "complex"}, "param_type", "type_name"),
         ({"param_name": "class"}, "param_name", "value_error"),
         ({"param_name": "has space"}, "param_name", "value_error"),
         ({"required": "yes"}, "required", "bool_type"),
