@@ -25,6 +25,7 @@ from nbp_common.settings import Settings
 
 PLATFORM = "notebook-platform"
 HEALTH_DATABASE_TIMEOUT = 2.0  # seconds
+CLI_CLIENT_ID = "nbp-cli"  # the realm's public client for the command line (keycloak-realm/realm.json)
 VERSION = version("nbp-common")
 
 LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -90,11 +91,12 @@ def create_app(
     )
     app.state.settings = settings
     app.state.specs = tuple(specs)
-    authenticator = install_auth(app, auth_settings or AuthSettings())
+    auth_settings = auth_settings or AuthSettings()
+    authenticator = install_auth(app, auth_settings)
     install_error_handlers(app)
     metrics = Metrics()
     app.add_middleware(ObservabilityMiddleware, metrics=metrics, service=service)
-    app.include_router(_platform_router(specs, settings, metrics, title))
+    app.include_router(_platform_router(specs, settings, auth_settings, metrics, title))
     for spec in specs:
         for router in spec.routers:
             app.include_router(router)
@@ -102,7 +104,11 @@ def create_app(
 
 
 def _platform_router(
-    specs: Sequence[ServiceSpec], settings: Settings, metrics: Metrics, title: str
+    specs: Sequence[ServiceSpec],
+    settings: Settings,
+    auth_settings: AuthSettings,
+    metrics: Metrics,
+    title: str,
 ) -> APIRouter:
     router = APIRouter(tags=["platform"])
     trees: list[MigrationTree] = [spec.migrations for spec in specs]
@@ -123,6 +129,12 @@ def _platform_router(
                 "ready": "/ready",
                 "metrics": "/metrics",
             },
+            # Where a client signs in (`nbp login` reads it): the realm and its public CLI client.
+            "auth": (
+                {"issuer": auth_settings.oidc_issuer, "cli_client_id": CLI_CLIENT_ID}
+                if auth_settings.auth == "keycloak"
+                else None
+            ),
         }
 
     @router.get("/health", summary="The process is alive, and whether its database answers")

@@ -1,4 +1,9 @@
-"""What a notebook run by notebook-platform imports: ``nbp.record("accuracy", 0.93)``.
+"""notebook-platform's Python module. In a notebook: ``nbp.record("accuracy", 0.93)``. Elsewhere, the
+SDK: ``nbp.Client`` / ``nbp.AsyncClient`` (:mod:`nbp.client`, with the extra ``[client]``), and the
+``nbp`` command line (:mod:`nbp.cli`).
+
+``import nbp`` loads nothing but this file: kernels import it for ``record`` and need no dependency; the
+SDK's names are loaded from :mod:`nbp.client` on first use.
 
 A recorded value is a display output with the MIME type :data:`RESULT_MIME_TYPE`; the executor reads
 those from the output notebook and the history stores them (numbers as numbers, anything else as JSON).
@@ -9,9 +14,23 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["RESULT_MIME_TYPE", "record"]
+if TYPE_CHECKING:
+    from nbp.client import AsyncClient, Client, NbpError
+
+__all__ = ["RESULT_MIME_TYPE", "AsyncClient", "Client", "NbpError", "record"]
+_SDK_NAMES = frozenset({"AsyncClient", "Client", "NbpError"})
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: the SDK (and httpx under it) is imported only when a program asks for it.
+    if name in _SDK_NAMES:
+        from nbp import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'nbp' has no attribute {name!r}")
+
 
 RESULT_MIME_TYPE = "application/vnd.nbp.result+json"
 

@@ -1,0 +1,604 @@
+"""The platform's Python SDK: :class:`Client` (blocking) and :class:`AsyncClient` (asyncio), the same
+methods with the same names; every endpoint is described once in :mod:`nbp.client.calls`.
+
+    from nbp import Client
+    with Client() as nbp:                        # server and token as nbp.client.credentials finds them
+        notebook = nbp.register("reports/q3.ipynb", name="Q3", infer=True)
+        run = nbp.run(notebook["id"], parameters={"region": "north"}, wait=True)
+        print(run["status"], run["results"])
+
+Errors are :class:`~nbp.client.errors.NbpError` subclasses carrying the API's error body. A 503 (and a
+connection that failed) is retried with exponential backoff when sending again is safe: reads, deletes,
+and run submits, which carry an idempotency key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
+from typing import Any, cast
+
+import httpx
+
+from nbp.client import calls
+from nbp.client.calls import Call
+from nbp.client.credentials import CredentialStore, TokenSource, resolve_server
+from nbp.client.errors import Unavailable, error_for
+from nbp.client.models import TERMINAL, Execution, JsonObject, Notebook, NotebookFile, Parameter, Run
+
+ProgressCallback = Callable[[Run], None]
+PAGE_SIZE = 100
+
+
+class _BearerAuth(httpx.Auth):
+    """The current token on every request; after a 401, one retry with a refreshed token."""
+
+    def __init__(self, source: TokenSource) -> None:
+        self.source = source
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        token = self.source.token()
+        if token:
+            request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        if response.status_code == 401 and self.source.can_refresh:
+            token = self.source.token(force_refresh=True)
+            if token:
+                request.headers["Authorization"] = f"Bearer {token}"
+                yield request
+
+
+def _decode(call: Call, response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        raise error_for(response.status_code, body if isinstance(body, dict) else None, response.text[:500])
+    if call.expect == "none":
+        return None
+    if call.expect == "text":
+        return response.text
+    if call.expect == "bytes":
+        return response.content
+    return response.json()
+
+
+def _backoff(attempt: int, response: httpx.Response | None, base: float) -> float:
+    retry_after = response.headers.get("Retry-After") if response is not None else None
+    if retry_after and retry_after.isdigit():
+        return min(float(retry_after), 30.0)
+    return float(min(base * 2**attempt, 30.0))
+
+
+class _Settings:
+    def __init__(
+        self,
+        server: str | None,
+        token: str | None,
+        timeout: float,
+        retries: int,
+        backoff: float,
+        store: CredentialStore | None,
+    ) -> None:
+        store = store or CredentialStore()
+        self.server = resolve_server(server, store)
+        self.tokens = TokenSource(self.server, token, store)
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+
+
+class Client:
+    """The platform over HTTP, blocking. ``server``/``token`` default as :mod:`nbp.client.credentials`
+    says; ``retries`` is how often a 503 is retried (with backoff from ``backoff`` seconds, doubling)."""
+
+    def __init__(
+        self,
+        server: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 60.0,
+        retries: int = 4,
+        backoff: float = 0.5,
+        store: CredentialStore | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._settings = _Settings(server, token, timeout, retries, backoff, store)
+        self.server = self._settings.server
+        self._http = httpx.Client(
+            base_url=self.server,
+            timeout=timeout,
+            auth=_BearerAuth(self._settings.tokens),
+            transport=transport,
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def send(self, call: Call) -> Any:
+        """Send one described call; the decoded answer, or the error as an exception."""
+        attempts = self._settings.retries + 1 if call.retry else 1
+        for attempt in range(attempts):
+            response: httpx.Response | None = None
+            try:
+                response = self._http.request(
+                    call.method, call.path, params=call.params, json=call.json, headers=dict(call.headers)
+                )
+            except httpx.TransportError as exc:
+                if attempt + 1 >= attempts:
+                    raise Unavailable(0, None, f"{self.server} is not reachable: {exc}") from exc
+            else:
+                if response.status_code != 503 or attempt + 1 >= attempts:
+                    return _decode(call, response)
+            time.sleep(_backoff(attempt, response, self._settings.backoff))
+        raise AssertionError("unreachable")  # the loop returns or raises on its last attempt
+
+    def _pages(self, make: Callable[[int, int], Call], page_size: int) -> Iterator[Any]:
+        offset = 0
+        while True:
+            page = self.send(make(page_size, offset))
+            yield from page
+            if len(page) < page_size:
+                return
+            offset += page_size
+
+    # Notebooks
+
+    def notebooks(
+        self,
+        *,
+        username: str | None = None,
+        tag: str | None = None,
+        name: str | None = None,
+        limit: int = PAGE_SIZE,
+        offset: int = 0,
+    ) -> list[Notebook]:
+        return cast(
+            list[Notebook],
+            self.send(
+                calls.list_notebooks(username=username, tag=tag, name=name, limit=limit, offset=offset)
+            ),
+        )
+
+    def iter_notebooks(
+        self,
+        *,
+        username: str | None = None,
+        tag: str | None = None,
+        name: str | None = None,
+        page_size: int = PAGE_SIZE,
+    ) -> Iterator[Notebook]:
+        """Every matching notebook, page after page."""
+        return self._pages(
+            lambda limit, offset: calls.list_notebooks(
+                username=username, tag=tag, name=name, limit=limit, offset=offset
+            ),
+            page_size,
+        )
+
+    def notebook(self, notebook_id: int) -> Notebook:
+        """A notebook with its parameter definitions."""
+        return cast(Notebook, self.send(calls.get_notebook(notebook_id)))
+
+    def register(
+        self,
+        file_path: str,
+        *,
+        name: str,
+        username: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Notebook:
+        """Register a notebook of ``username``'s folder (default: the signed-in user)."""
+        return cast(
+            Notebook,
+            self.send(
+                calls.create_notebook(
+                    name=name,
+                    file_path=file_path,
+                    username=username or self.username(),
+                    description=description,
+                    tags=tags,
+                    metadata=metadata,
+                )
+            ),
+        )
+
+    def update_notebook(self, notebook_id: int, **changes: Any) -> Notebook:
+        return cast(Notebook, self.send(calls.update_notebook(notebook_id, changes)))
+
+    def delete_notebook(self, notebook_id: int) -> None:
+        self.send(calls.delete_notebook(notebook_id))
+
+    # Parameters
+
+    def parameters(self, notebook_id: int) -> list[Parameter]:
+        return cast(list[Parameter], self.send(calls.list_parameters(notebook_id)))
+
+    def parameter(self, parameter_id: int) -> Parameter:
+        return cast(Parameter, self.send(calls.get_parameter(parameter_id)))
+
+    def add_parameter(self, notebook_id: int, **definition: Any) -> Parameter:
+        return cast(Parameter, self.send(calls.create_parameter(notebook_id, definition)))
+
+    def add_parameters(self, notebook_id: int, definitions: list[Mapping[str, Any]]) -> list[Parameter]:
+        """Several at once: all are stored, or none."""
+        return cast(list[Parameter], self.send(calls.create_parameters(notebook_id, definitions)))
+
+    def update_parameter(self, parameter_id: int, **changes: Any) -> Parameter:
+        return cast(Parameter, self.send(calls.update_parameter(parameter_id, changes)))
+
+    def delete_parameter(self, parameter_id: int) -> None:
+        self.send(calls.delete_parameter(parameter_id))
+
+    # Runs
+
+    def submit(
+        self,
+        notebook: int | str,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        username: str | None = None,
+        idempotency_key: str | None = None,
+        **options: Any,
+    ) -> Run:
+        """Queue a run of a registered notebook (its id) or of a file of the user's folder (its path)."""
+        owner = username or (self.username() if isinstance(notebook, str) else None)
+        return cast(Run, self.send(_submit_call(notebook, parameters, owner, idempotency_key, options)))
+
+    def run_status(self, run_id: int) -> Run:
+        return cast(Run, self.send(calls.get_run(run_id)))
+
+    def active_runs(self, *, username: str | None = None) -> list[Run]:
+        return cast(list[Run], self.send(calls.active_runs(username=username)))
+
+    def cancel(self, run_id: int) -> Run:
+        return cast(Run, self.send(calls.cancel_run(run_id)))
+
+    def wait(
+        self,
+        run_id: int,
+        *,
+        on_progress: ProgressCallback | None = None,
+        poll: float = 0.5,
+        within: float | None = None,
+    ) -> Run:
+        """The run once it has ended; ``on_progress`` sees every state polled on the way."""
+        deadline = None if within is None else time.monotonic() + within
+        while True:
+            run = self.run_status(run_id)
+            if on_progress is not None:
+                on_progress(run)
+            if run["status"] in TERMINAL:
+                return run
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} is still {run['status']} after {within} s")
+            time.sleep(poll)
+
+    def run(
+        self,
+        notebook: int | str,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        wait: bool = True,
+        on_progress: ProgressCallback | None = None,
+        **options: Any,
+    ) -> Run:
+        """Submit, and (``wait``) follow the run until it ends."""
+        run = self.submit(notebook, parameters=parameters, **options)
+        return self.wait(run["id"], on_progress=on_progress) if wait else run
+
+    def output(self, run_id: int, *, html: bool = False) -> str:
+        """The output notebook: ``.ipynb`` JSON text, or rendered to HTML."""
+        return cast(str, self.send(calls.output(run_id, html=html)))
+
+    def files(self, username: str | None = None) -> list[NotebookFile]:
+        """The notebook files of a user's folder."""
+        return cast(list[NotebookFile], self.send(calls.list_files(username or self.username())))
+
+    # History
+
+    def executions(self, *, limit: int = PAGE_SIZE, offset: int = 0, **filters: Any) -> list[Execution]:
+        return cast(list[Execution], self.send(calls.list_executions(limit=limit, offset=offset, **filters)))
+
+    def iter_executions(self, *, page_size: int = PAGE_SIZE, **filters: Any) -> Iterator[Execution]:
+        return self._pages(
+            lambda limit, offset: calls.list_executions(limit=limit, offset=offset, **filters), page_size
+        )
+
+    def execution(self, execution_id: int) -> Execution:
+        return cast(Execution, self.send(calls.get_execution(execution_id)))
+
+    def results(self, execution_id: int) -> list[JsonObject]:
+        return cast(list[JsonObject], self.send(calls.execution_results(execution_id)))
+
+    def stats(self, **filters: Any) -> JsonObject:
+        return cast(JsonObject, self.send(calls.stats(**filters)))
+
+    # The platform
+
+    def info(self) -> JsonObject:
+        return cast(JsonObject, self.send(calls.root()))
+
+    def health(self) -> JsonObject:
+        return cast(JsonObject, self.send(calls.health()))
+
+    def username(self) -> str:
+        """Who the token says the caller is (``dev`` on a server without sign-in)."""
+        return token_username(self._settings.tokens.token())
+
+
+class AsyncClient:
+    """:class:`Client` for asyncio: the same methods, awaited; iterators are ``async for``."""
+
+    def __init__(
+        self,
+        server: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 60.0,
+        retries: int = 4,
+        backoff: float = 0.5,
+        store: CredentialStore | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._settings = _Settings(server, token, timeout, retries, backoff, store)
+        self.server = self._settings.server
+        self._http = httpx.AsyncClient(
+            base_url=self.server,
+            timeout=timeout,
+            auth=_BearerAuth(self._settings.tokens),
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def send(self, call: Call) -> Any:
+        attempts = self._settings.retries + 1 if call.retry else 1
+        for attempt in range(attempts):
+            response: httpx.Response | None = None
+            try:
+                response = await self._http.request(
+                    call.method, call.path, params=call.params, json=call.json, headers=dict(call.headers)
+                )
+            except httpx.TransportError as exc:
+                if attempt + 1 >= attempts:
+                    raise Unavailable(0, None, f"{self.server} is not reachable: {exc}") from exc
+            else:
+                if response.status_code != 503 or attempt + 1 >= attempts:
+                    return _decode(call, response)
+            await asyncio.sleep(_backoff(attempt, response, self._settings.backoff))
+        raise AssertionError("unreachable")
+
+    async def _pages(self, make: Callable[[int, int], Call], page_size: int) -> AsyncIterator[Any]:
+        offset = 0
+        while True:
+            page = await self.send(make(page_size, offset))
+            for item in page:
+                yield item
+            if len(page) < page_size:
+                return
+            offset += page_size
+
+    async def notebooks(
+        self,
+        *,
+        username: str | None = None,
+        tag: str | None = None,
+        name: str | None = None,
+        limit: int = PAGE_SIZE,
+        offset: int = 0,
+    ) -> list[Notebook]:
+        return cast(
+            list[Notebook],
+            await self.send(
+                calls.list_notebooks(username=username, tag=tag, name=name, limit=limit, offset=offset)
+            ),
+        )
+
+    def iter_notebooks(
+        self,
+        *,
+        username: str | None = None,
+        tag: str | None = None,
+        name: str | None = None,
+        page_size: int = PAGE_SIZE,
+    ) -> AsyncIterator[Notebook]:
+        return self._pages(
+            lambda limit, offset: calls.list_notebooks(
+                username=username, tag=tag, name=name, limit=limit, offset=offset
+            ),
+            page_size,
+        )
+
+    async def notebook(self, notebook_id: int) -> Notebook:
+        return cast(Notebook, await self.send(calls.get_notebook(notebook_id)))
+
+    async def register(
+        self,
+        file_path: str,
+        *,
+        name: str,
+        username: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Notebook:
+        return cast(
+            Notebook,
+            await self.send(
+                calls.create_notebook(
+                    name=name,
+                    file_path=file_path,
+                    username=username or self.username(),
+                    description=description,
+                    tags=tags,
+                    metadata=metadata,
+                )
+            ),
+        )
+
+    async def update_notebook(self, notebook_id: int, **changes: Any) -> Notebook:
+        return cast(Notebook, await self.send(calls.update_notebook(notebook_id, changes)))
+
+    async def delete_notebook(self, notebook_id: int) -> None:
+        await self.send(calls.delete_notebook(notebook_id))
+
+    async def parameters(self, notebook_id: int) -> list[Parameter]:
+        return cast(list[Parameter], await self.send(calls.list_parameters(notebook_id)))
+
+    async def parameter(self, parameter_id: int) -> Parameter:
+        return cast(Parameter, await self.send(calls.get_parameter(parameter_id)))
+
+    async def add_parameter(self, notebook_id: int, **definition: Any) -> Parameter:
+        return cast(Parameter, await self.send(calls.create_parameter(notebook_id, definition)))
+
+    async def add_parameters(self, notebook_id: int, definitions: list[Mapping[str, Any]]) -> list[Parameter]:
+        return cast(list[Parameter], await self.send(calls.create_parameters(notebook_id, definitions)))
+
+    async def update_parameter(self, parameter_id: int, **changes: Any) -> Parameter:
+        return cast(Parameter, await self.send(calls.update_parameter(parameter_id, changes)))
+
+    async def delete_parameter(self, parameter_id: int) -> None:
+        await self.send(calls.delete_parameter(parameter_id))
+
+    async def submit(
+        self,
+        notebook: int | str,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        username: str | None = None,
+        idempotency_key: str | None = None,
+        **options: Any,
+    ) -> Run:
+        owner = username or (self.username() if isinstance(notebook, str) else None)
+        return cast(Run, await self.send(_submit_call(notebook, parameters, owner, idempotency_key, options)))
+
+    async def run_status(self, run_id: int) -> Run:
+        return cast(Run, await self.send(calls.get_run(run_id)))
+
+    async def active_runs(self, *, username: str | None = None) -> list[Run]:
+        return cast(list[Run], await self.send(calls.active_runs(username=username)))
+
+    async def cancel(self, run_id: int) -> Run:
+        return cast(Run, await self.send(calls.cancel_run(run_id)))
+
+    async def wait(
+        self,
+        run_id: int,
+        *,
+        on_progress: ProgressCallback | None = None,
+        poll: float = 0.5,
+        within: float | None = None,
+    ) -> Run:
+        loop = asyncio.get_running_loop()
+        deadline = None if within is None else loop.time() + within
+        while True:
+            run = await self.run_status(run_id)
+            if on_progress is not None:
+                on_progress(run)
+            if run["status"] in TERMINAL:
+                return run
+            if deadline is not None and loop.time() > deadline:
+                raise TimeoutError(f"run {run_id} is still {run['status']} after {within} s")
+            await asyncio.sleep(poll)
+
+    async def run(
+        self,
+        notebook: int | str,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        wait: bool = True,
+        on_progress: ProgressCallback | None = None,
+        **options: Any,
+    ) -> Run:
+        run = await self.submit(notebook, parameters=parameters, **options)
+        return await self.wait(run["id"], on_progress=on_progress) if wait else run
+
+    async def output(self, run_id: int, *, html: bool = False) -> str:
+        return cast(str, await self.send(calls.output(run_id, html=html)))
+
+    async def files(self, username: str | None = None) -> list[NotebookFile]:
+        return cast(list[NotebookFile], await self.send(calls.list_files(username or self.username())))
+
+    async def executions(self, *, limit: int = PAGE_SIZE, offset: int = 0, **filters: Any) -> list[Execution]:
+        return cast(
+            list[Execution], await self.send(calls.list_executions(limit=limit, offset=offset, **filters))
+        )
+
+    def iter_executions(self, *, page_size: int = PAGE_SIZE, **filters: Any) -> AsyncIterator[Execution]:
+        return self._pages(
+            lambda limit, offset: calls.list_executions(limit=limit, offset=offset, **filters), page_size
+        )
+
+    async def execution(self, execution_id: int) -> Execution:
+        return cast(Execution, await self.send(calls.get_execution(execution_id)))
+
+    async def results(self, execution_id: int) -> list[JsonObject]:
+        return cast(list[JsonObject], await self.send(calls.execution_results(execution_id)))
+
+    async def stats(self, **filters: Any) -> JsonObject:
+        return cast(JsonObject, await self.send(calls.stats(**filters)))
+
+    async def info(self) -> JsonObject:
+        return cast(JsonObject, await self.send(calls.root()))
+
+    async def health(self) -> JsonObject:
+        return cast(JsonObject, await self.send(calls.health()))
+
+    def username(self) -> str:
+        return token_username(self._settings.tokens.token())
+
+
+def _submit_call(
+    notebook: int | str,
+    parameters: Mapping[str, Any] | None,
+    username: str | None,
+    idempotency_key: str | None,
+    options: Mapping[str, Any],
+) -> Call:
+    if isinstance(notebook, int):
+        return calls.submit(
+            notebook_id=notebook, parameters=parameters, idempotency_key=idempotency_key, **options
+        )
+    return calls.submit(
+        notebook_path=notebook,
+        username=username,
+        parameters=parameters,
+        idempotency_key=idempotency_key,
+        **options,
+    )
+
+
+def token_claims(token: str | None) -> JsonObject:
+    """The claims of a JWT, read without checking it (the server checks; this only tells who we are)."""
+    if not token or token.count(".") != 2:
+        return {}
+    payload = token.split(".")[1]
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except ValueError:
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def token_username(token: str | None) -> str:
+    return str(token_claims(token).get("preferred_username") or "dev")

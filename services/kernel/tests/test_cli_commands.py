@@ -1,0 +1,159 @@
+"""The ``nbp`` command line as a person or a script runs it (a real process) against the running
+platform: tables for people, ``--json`` that parses for scripts, exit codes that say what happened."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nbp_executor.testing import Platform
+
+pytestmark = pytest.mark.timeout(300)
+
+NBP = str(Path(sys.executable).with_name("nbp"))
+
+
+def nbp_command(platform: Platform, config: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    env = {**os.environ, "NBP_URL": platform.url, "NBP_CONFIG_DIR": str(config), "COLUMNS": "200"}
+    env.pop("NBP_TOKEN", None)
+
+    def run(*args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([NBP, *args], env=env, capture_output=True, text=True, timeout=240, check=False)
+        assert done.returncode == expect, (
+            f"nbp {' '.join(args)} -> {done.returncode}\n{done.stdout}\n{done.stderr}"
+        )
+        return done
+
+    return run
+
+
+async def cli(
+    platform: Platform, config: Path, *args: str, expect: int = 0
+) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(nbp_command(platform, config), *args, expect=expect)
+
+
+def as_json(done: subprocess.CompletedProcess[str]) -> Any:
+    return json.loads(done.stdout)
+
+
+async def test_register_define_run_and_read_back(
+    platform: Platform, notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    notebook(
+        platform.user("dev") / "cli" / "steps.ipynb",
+        "import time\ntime.sleep(0.3)",
+        "import nbp\nnbp.record('total', n * 3)",
+        parameters="n = 1",
+    )
+    config = tmp_path / "config"
+    created = as_json(
+        await cli(platform, config, "notebooks", "register", "cli/steps.ipynb", "--name", "steps", "--json")
+    )
+    assert created["file_path"] == "cli/steps.ipynb"
+    notebook_id = str(created["id"])
+
+    param = as_json(
+        await cli(
+            platform,
+            config,
+            "params",
+            "add",
+            "steps",
+            "n",
+            "--type",
+            "integer",
+            "--default",
+            "1",
+            "--rule",
+            "min=0",
+            "--json",
+        )
+    )
+    assert (param["param_type"], param["default_value"], param["validation_rules"]) == ("int", 1, {"min": 0})
+
+    listed = as_json(await cli(platform, config, "notebooks", "list", "--json"))
+    assert [n["name"] for n in listed if n["id"] == created["id"]] == ["steps"]
+    shown = await cli(platform, config, "notebooks", "show", notebook_id)
+    assert "steps" in shown.stdout
+    assert "param_name" in shown.stdout
+
+    # A person's run: live progress on stderr, then status, duration, results and where the output is.
+    ran = await cli(platform, config, "run", "steps", "-p", "n=5", "--wait")
+    assert "completed" in ran.stdout
+    assert "total" in ran.stdout
+    assert "15" in ran.stdout
+    assert "output: outputs/steps-" in ran.stdout
+    assert "cells" in ran.stderr
+
+    # A script's run.
+    run = as_json(await cli(platform, config, "run", notebook_id, "-p", "n=2", "--wait", "--json"))
+    assert run["status"] == "completed"
+    assert run["results"] == [{"name": "total", "value_numeric": 6.0, "value_json": None}]
+
+    shown_run = as_json(await cli(platform, config, "runs", "show", str(run["id"]), "--json"))
+    assert shown_run["id"] == run["id"]
+    await platform.history(run["id"], "completed")
+    history = as_json(await cli(platform, config, "runs", "list", "--notebook", notebook_id, "--json"))
+    assert run["id"] in [r["id"] for r in history]
+    html = await cli(platform, config, "runs", "output", str(run["id"]), "--html")
+    assert "<html" in html.stdout.lower()
+    ipynb = as_json(await cli(platform, config, "runs", "output", str(run["id"]), "--json"))
+    assert ipynb["nbformat"] == 4
+    stats = as_json(await cli(platform, config, "stats", "--notebook", notebook_id, "--json"))
+    assert stats["total"] >= 2
+
+
+async def test_exit_codes_say_what_happened(
+    platform: Platform, notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    config = tmp_path / "config"
+    notebook(platform.user("dev") / "cli" / "boom.ipynb", "raise ValueError('boom')")
+    failed = await cli(platform, config, "run", "cli/boom.ipynb", "--wait", expect=1)
+    assert "failed" in failed.stdout
+    assert "boom" in failed.stdout
+    missing = await cli(platform, config, "notebooks", "show", "999999999", expect=3)
+    assert "does not exist" in missing.stderr
+    refused = await cli(platform, config, "notebooks", "register", "/etc/x.ipynb", expect=5)
+    assert "file_path" in refused.stderr
+    assert "relative_path" in refused.stderr
+    forbidden = await cli(platform, config, "notebooks", "register", "/home/someone/x.ipynb", expect=4)
+    assert "own_home" in forbidden.stderr
+    await cli(platform, config, "run", "cli/x.ipynb", "-p", "novalue", expect=2)
+
+
+async def test_the_cli_without_a_server_is_unavailable(tmp_path: Path) -> None:
+    env = {**os.environ, "NBP_URL": "http://127.0.0.1:9", "NBP_CONFIG_DIR": str(tmp_path)}
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [NBP, "notebooks", "list", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 6, done.stderr
+    assert "not reachable" in done.stderr
+
+
+def test_shell_completion_is_offered() -> None:
+    done = subprocess.run([NBP, "--help"], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0
+    assert "--install-completion" in done.stdout
+    completion = subprocess.run(
+        [NBP, "--show-completion", "bash"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "SHELL": "/bin/bash"},
+    )
+    assert "_NBP_COMPLETE" in completion.stdout

@@ -1,0 +1,153 @@
+"""``nbp login`` against the real Keycloak: the device flow, completed by this test in Keycloak's own
+pages with a headless Chromium, tokens cached with mode 0600, used, refreshed, and forgotten on logout."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nbp_common.auth.testing import LocalKeycloak, keycloak
+from nbp_common.testing import free_port, served_app, settings_for
+from nbp_platform import SERVICES
+from sqlalchemy.engine import URL
+
+__all__ = ["keycloak"]  # the session fixture, imported for pytest
+
+pytestmark = pytest.mark.timeout(300)
+
+NBP = str(Path(sys.executable).with_name("nbp"))
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def secured(
+    keycloak: LocalKeycloak, database_url: URL, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[str]:
+    """The whole platform verifying Keycloak's tokens, on a real port."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    for key, value in {
+        "NBP_WORKSPACE": str(tmp_path / "workspace"),
+        "NBP_REGISTRY_URL": base,
+        "NBP_HISTORY_URL": base,
+        "NBP_EXECUTOR_WORKERS": "1",
+        "NBP_AUTH": "keycloak",
+        "NBP_OIDC_ISSUER": keycloak.issuer,
+        "NBP_OIDC_JWKS_URL": keycloak.jwks_url,
+        "NBP_OIDC_TOKEN_URL": keycloak.token_url,
+        "NBP_SERVICE_CLIENT_ID": keycloak.service_client_id,
+        "NBP_SERVICE_CLIENT_SECRET": keycloak.service_client_secret,
+    }.items():
+        monkeypatch.setenv(key, value)
+    async with served_app(SERVICES, settings_for(database_url), port) as url:
+        yield url
+
+
+async def nbp(env: dict[str, str], *args: str, expect: int = 0) -> Any:
+    process = await asyncio.create_subprocess_exec(
+        NBP, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == expect, f"nbp {' '.join(args)}: {process.returncode}\n{stdout!r}\n{stderr!r}"
+    return json.loads(stdout) if "--json" in args and expect == 0 else stderr.decode()
+
+
+async def approve_in_keycloak(link: str, username: str, password: str) -> str:
+    """Open the device link in Chromium, sign in, grant access; the text of Keycloak's last page."""
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError as exc:  # never a skip: say how to install it
+        raise AssertionError("the playwright package is missing: run `make venv`") from exc
+    if not os.access(CHROMIUM, os.X_OK):
+        raise AssertionError(f"{CHROMIUM} is missing: apt-get install -y chromium (make test installs it)")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            page = await browser.new_page()
+            await page.goto(link)
+            await page.fill("#username", username)
+            await page.fill("#password", password)
+            await page.click("#kc-login")
+            # Keycloak asks the person to grant the device access (its consent page for the device flow).
+            accept = page.locator("input[name=accept], button[name=accept]")
+            await accept.first.wait_for(timeout=30_000)
+            await accept.first.click()
+            await page.wait_for_load_state()
+            return await page.inner_text("body")
+        finally:
+            await browser.close()
+
+
+async def test_device_login_caches_refreshes_and_forgets_tokens(
+    secured: str, keycloak: LocalKeycloak, tmp_path: Path
+) -> None:
+    config = tmp_path / "config"
+    env = {**os.environ, "NBP_URL": secured, "NBP_CONFIG_DIR": str(config)}
+    env.pop("NBP_TOKEN", None)
+
+    # Before signing in, the API says who is missing and the CLI says what to do.
+    refused = await nbp(env, "notebooks", "list", expect=4)
+    assert "nbp login" in refused
+
+    login = await asyncio.create_subprocess_exec(
+        NBP,
+        "login",
+        "--device",
+        "--json",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert login.stdout is not None
+    first = json.loads(await asyncio.wait_for(login.stdout.readline(), 60))
+    assert first["user_code"]
+    assert first["verification_uri_complete"].startswith(keycloak.issuer)
+    page_text = await approve_in_keycloak(first["verification_uri_complete"], "alice", keycloak.user_password)
+    rest, errors = await asyncio.wait_for(login.communicate(), 120)
+    assert login.returncode == 0, (rest, errors, page_text)
+    assert json.loads(rest) == {"server": secured, "username": "alice"}
+
+    cache = config / "credentials.json"
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+    assert stat.S_IMODE(config.stat().st_mode) == 0o700
+    stored = json.loads(cache.read_text())
+    assert stored["current"] == secured
+    assert set(stored["servers"]) == {secured}
+
+    who = await nbp(env, "whoami", "--json")
+    assert (who["username"], who["groups"], who["signed_in"]) == ("alice", ["data-scientists"], True)
+    created = await nbp(env, "notebooks", "register", "mine.ipynb", "--json")
+    assert created["username"] == "alice"
+
+    # An expired access token is refreshed with the cached refresh token, and the cache rewritten.
+    stored["servers"][secured]["expires_at"] = 0
+    cache.write_text(json.dumps(stored))
+    listed = await nbp(env, "notebooks", "list", "--json")
+    assert [n["id"] for n in listed] == [created["id"]]
+    renewed = json.loads(cache.read_text())["servers"][secured]
+    assert renewed["access_token"] != stored["servers"][secured]["access_token"]
+    assert renewed["expires_at"] > 0
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+
+    out = await nbp(env, "logout", "--json")
+    assert out == {"server": secured, "signed_out": True}
+    assert json.loads(cache.read_text())["servers"] == {}
+    await nbp(env, "notebooks", "list", expect=4)
