@@ -7,6 +7,8 @@ Values travel as JSON: ``str int float bool list dict`` are their JSON counterpa
 
 from __future__ import annotations
 
+import ast
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -216,3 +218,106 @@ def check_value(param_type: str, rules: Mapping[str, Any] | None, value: Any) ->
     if "choices" in rules and parsed not in [parse(param_type, choice) for choice in rules["choices"]]:
         problems.append(Violation("", "choices", f"must be one of {rules['choices']}"))
     return problems
+
+
+# Inference: a notebook's `parameters` cell, as Papermill's inspection reads it (name, annotation, the
+# default's source text, the line's comment), turned into a definition the registry stores.
+
+_ANNOTATION_TYPES: dict[str, ParamType] = {
+    "str": "str",
+    "int": "int",
+    "float": "float",
+    "bool": "bool",
+    "list": "list",
+    "tuple": "list",
+    "dict": "dict",
+    "date": "date",
+    "datetime": "datetime",
+}
+_DATE_CALL = re.compile(r"^(?:datetime\.)?(date|datetime)\(\s*(\d+(?:\s*,\s*\d+){2,6})\s*\)$")
+
+
+def _annotation_type(annotation: str | None) -> ParamType | None:
+    """``int``, ``typing.List[int]``, ``Optional[float]``, ``dict[str, int]`` ... as our type, if any."""
+    if not annotation or annotation == "None":
+        return None
+    text = annotation.replace("typing.", "").replace("datetime.", "").strip()
+    optional = re.fullmatch(r"Optional\[(.+)\]", text)
+    if optional:
+        text = optional.group(1)
+    head = text.split("[", 1)[0].strip().lower()
+    return _ANNOTATION_TYPES.get(head)
+
+
+def _literal(source: str) -> tuple[bool, Any]:
+    """The default's value when it is a literal (or ``date(...)``/``datetime(...)`` of numbers)."""
+    try:
+        return True, ast.literal_eval(source)
+    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+        pass
+    call = _DATE_CALL.fullmatch(source.strip())
+    if call:
+        numbers = [int(n) for n in call.group(2).split(",")]
+        try:
+            value = date(*numbers[:3]) if call.group(1) == "date" else datetime(*numbers)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return False, None
+        return True, value
+    return False, None
+
+
+def _value_type(value: Any) -> ParamType | None:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, list | tuple):
+        return "list"
+    if isinstance(value, dict):
+        return "dict"
+    if isinstance(value, datetime):
+        return "datetime"
+    if isinstance(value, date):
+        return "date"
+    return None
+
+
+def _as_json(param_type: str, value: Any) -> Any:
+    if isinstance(value, date):  # datetime included
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return list(value)
+    if param_type == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def infer_definition(
+    name: str, annotation: str | None, default_source: str, comment: str | None
+) -> dict[str, Any]:
+    """A parameter definition from one line of a `parameters` cell: the type from the annotation, else
+    from the default's value (``str`` when neither says); the default when it is a literal of that type
+    (else none); the line's ``# comment`` as the description. A cell's parameters all have values, so
+    none is required."""
+    literal, value = _literal(default_source)
+    param_type = _annotation_type(annotation) or (_value_type(value) if literal else None) or "str"
+    default = _as_json(param_type, value) if literal and value is not None else None
+    if default is not None:
+        try:
+            json.dumps(default, allow_nan=False)
+        except (TypeError, ValueError):
+            default = None
+    if default is not None and check_value(param_type, None, default):
+        default = None  # the value does not fit the annotation: keep the type, leave the default out
+    return {
+        "param_name": name,
+        "param_type": param_type,
+        "default_value": default,
+        "description": comment.strip() if comment and comment.strip() else None,
+        "required": False,
+        "validation_rules": None,
+    }

@@ -1,7 +1,7 @@
 """The parameter type system and its rules, shared by the registry and the executor."""
 
 import pytest
-from nbp_common.params import check_definition, check_value
+from nbp_common.params import check_definition, check_value, infer_definition
 
 
 def rules_of(violations: list) -> list[tuple[str, str]]:
@@ -88,3 +88,36 @@ def test_sensible_definitions_pass() -> None:
     assert check_definition("int", {"min": 1, "max": 1, "choices": [1]}) == []
     assert check_definition("str", {"pattern": r"^\w+$", "min_length": 0, "max_length": 10}) == []
     assert check_definition("datetime", {"min": "2024-01-01T00:00:00Z", "max": "2025-01-01T00:00:00"}) == []
+
+
+@pytest.mark.parametrize(
+    ("annotation", "source", "comment", "expected"),
+    [
+        ("None", "2", "how many", ("int", 2, "how many")),
+        ("str", "'north'", "the region", ("str", "north", "the region")),
+        ("float", "1", "", ("float", 1.0, None)),
+        ("None", "0.5", "", ("float", 0.5, None)),
+        ("None", "True", "", ("bool", True, None)),
+        ("None", "[1, 2]", "", ("list", [1, 2], None)),
+        ("None", "(1, 2)", "", ("list", [1, 2], None)),
+        ("None", "{'a': 1}", "", ("dict", {"a": 1}, None)),
+        ("typing.List[int]", "[]", "", ("list", [], None)),
+        ("Optional[int]", "None", "", ("int", None, None)),
+        ("None", "None", "", ("str", None, None)),
+        ("None", "date(2024, 1, 31)", "", ("date", "2024-01-31", None)),
+        ("datetime", "datetime(2024, 1, 31, 12, 30)", "", ("datetime", "2024-01-31T12:30:00", None)),
+        ("None", "os.environ['X']", "", ("str", None, None)),
+        ("int", "'text'", "", ("int", None, None)),
+        ("None", "float('nan')", "", ("str", None, None)),
+    ],
+)
+def test_definitions_are_inferred_from_a_parameters_line(
+    annotation: str, source: str, comment: str, expected: tuple[str, object, str | None]
+) -> None:
+    definition = infer_definition("x", annotation, source, comment)
+    assert (definition["param_type"], definition["default_value"], definition["description"]) == expected
+    assert definition["required"] is False
+    # What inference proposes is always a definition the registry accepts.
+    assert check_definition(definition["param_type"], None) == []
+    if definition["default_value"] is not None:
+        assert check_value(definition["param_type"], None, definition["default_value"]) == []
