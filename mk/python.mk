@@ -28,6 +28,6 @@ venv: .venv/.synced ## Install the Python workspace into .venv
 lint: venv ## ruff and mypy over the workspace
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync ruff format --check .
-	$(UV) run --no-sync mypy services tests $(wildcard bench)
+	$(UV) run --no-sync mypy services tests $(wildcard bench) $(wildcard examples)
 
 .PHONY: venv lint
