@@ -46,6 +46,12 @@ async def test_docs_show_every_service_together(
         "/db/executions/stats",
     ):
         assert expected in paths
+    # The history's record and the executor's live state: one base shape, two names, no collision.
+    schemas = doc["components"]["schemas"]
+    for name in ("ExecutionRecord", "ExecutionRecordDetail", "ExecutionState"):
+        properties = schemas[name]["properties"]
+        assert {"parameters_used", "execution_time_seconds"} <= set(properties), name
+        assert properties["parameters"]["deprecated"] is properties["duration_seconds"]["deprecated"] is True
     for page in ("/docs", "/redoc"):
         response = await platform.get(page)
         assert response.status_code == 200

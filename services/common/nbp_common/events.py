@@ -1,27 +1,46 @@
-"""The run lifecycle contract between the executor (which sends) and the history (which records).
+"""A run's record, as the executor reports it and the history keeps it, and the lifecycle events that
+carry it from the one to the other.
 
 Every event carries the whole record as the executor knows it at that moment, so the history can build
 the record from any one of them: a lost, repeated or late event never leaves it incomplete or wrong.
+Field names are the prototype's (``parameters_used``, ``execution_time_seconds``: its architecture
+document is the contract); the names we used before them are answered as deprecated aliases and, in
+events, still accepted.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal, get_args
+from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
-ExecutionStatus = Literal["queued", "running", "completed", "failed", "cancelled", "timed_out"]
-STATUSES: tuple[str, ...] = get_args(ExecutionStatus)
-TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled", "timed_out"})
+
+class ExecutionStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+
+STATUSES: tuple[str, ...] = tuple(status.value for status in ExecutionStatus)
+TERMINAL: frozenset[ExecutionStatus] = frozenset(
+    {ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED, ExecutionStatus.TIMED_OUT}
+)
 # The CHECK constraint of every table with a run's status in it.
 STATUS_CHECK = "status IN (" + ", ".join(f"'{s}'" for s in STATUSES) + ")"
+
+# Our earlier field names -> the prototype's.
+LEGACY_FIELD_NAMES = {"parameters": "parameters_used", "duration_seconds": "execution_time_seconds"}
 
 
 def lifecycle_rank(status: str) -> int:
     """Order of states within one attempt: a lower rank never replaces a higher one."""
-    return 2 if status in TERMINAL else (1 if status == "running" else 0)
+    return 2 if status in TERMINAL else (1 if status == ExecutionStatus.RUNNING else 0)
 
 
 class ErrorDetails(BaseModel):
@@ -44,21 +63,19 @@ class RecordedResult(BaseModel):
     value_json: Any | None = None
 
 
-class ExecutionEvent(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RunRecord(BaseModel):
+    """The fields of a run that both services describe: written once, here."""
 
-    event_id: uuid.UUID
-    execution_id: int = Field(ge=1, le=2**63 - 1)
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     status: ExecutionStatus
     attempt: int = Field(default=1, ge=1, le=1000)
-    occurred_at: datetime
-
     notebook_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
     notebook_name: str | None = Field(default=None, max_length=255)
     username: str = Field(min_length=1, max_length=255)
     input_path: str = Field(min_length=1, max_length=2048)
     output_path: str | None = Field(default=None, max_length=2048)
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters_used: dict[str, Any] = Field(default_factory=dict, description="The values the run got.")
     kernel_name: str | None = Field(default=None, max_length=255)
     worker: str | None = Field(default=None, max_length=255)
     input_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
@@ -67,7 +84,50 @@ class ExecutionEvent(BaseModel):
     queued_at: datetime | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
-    duration_seconds: float | None = Field(default=None, ge=0)
+    execution_time_seconds: float | None = Field(
+        default=None, ge=0, description="From start to end of the run's last attempt."
+    )
     error_message: str | None = Field(default=None, max_length=100_000)
+
+
+class RunRecordOut(RunRecord):
+    """A run record in an API answer: with our earlier names as deprecated aliases, so that the clients
+    written against them keep working."""
+
+    # mypy cannot see through a decorated property; pydantic's documented idiom.
+    @computed_field(  # type: ignore[prop-decorator]
+        json_schema_extra={"deprecated": True}, description="Deprecated: parameters_used."
+    )
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return self.parameters_used
+
+    @computed_field(  # type: ignore[prop-decorator]
+        json_schema_extra={"deprecated": True}, description="Deprecated: execution_time_seconds."
+    )
+    @property
+    def duration_seconds(self) -> float | None:
+        return self.execution_time_seconds
+
+
+class ExecutionEvent(RunRecord):
+    """One state of a run, from the executor to the history."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: uuid.UUID
+    execution_id: int = Field(ge=1, le=2**63 - 1)
+    occurred_at: datetime
     error: ErrorDetails | None = None
     results: list[RecordedResult] = Field(default_factory=list, max_length=1000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_legacy_names(cls, data: Any) -> Any:
+        # Events queued by an executor of the previous release (its outbox) still carry the old names.
+        if isinstance(data, dict) and any(old in data for old in LEGACY_FIELD_NAMES):
+            data = dict(data)
+            for old, new in LEGACY_FIELD_NAMES.items():
+                if old in data and new not in data:
+                    data[new] = data.pop(old)
+        return data

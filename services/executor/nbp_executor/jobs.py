@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from nbp_common.events import TERMINAL, ExecutionEvent
+from nbp_common.events import TERMINAL, ExecutionEvent, RunRecord
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,34 +22,31 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def event_of(job: Job) -> ExecutionEvent:
+_JOB_COLUMNS = frozenset(Job.__table__.columns.keys())
+
+
+def run_record(job: Job) -> dict[str, Any]:
+    """The job's fields of the shared run record (``RunRecord``), by the record's names."""
     duration = None
     if job.started_at is not None and job.completed_at is not None:
         duration = max(0.0, (job.completed_at - job.started_at).total_seconds())
-    return ExecutionEvent(
-        event_id=uuid.uuid4(),
-        execution_id=job.id,
-        status=job.status,
-        attempt=job.attempt,
-        occurred_at=utcnow(),
-        notebook_id=job.notebook_id,
-        notebook_name=job.notebook_name,
-        username=job.username,
-        input_path=job.input_path,
-        output_path=job.output_path,
-        parameters=job.parameters,
-        kernel_name=job.kernel_name,
-        worker=job.worker,
-        input_sha256=job.input_sha256,
-        has_parameters_cell=job.has_parameters_cell,
-        tags=job.tags,
-        queued_at=job.queued_at,
-        started_at=job.started_at,
-        completed_at=job.completed_at,
-        duration_seconds=duration,
-        error_message=job.error_message,
-        error=job.error,
-        results=job.results,
+    return {
+        **{name: getattr(job, name) for name in RunRecord.model_fields if name in _JOB_COLUMNS},
+        "parameters_used": job.parameters,
+        "execution_time_seconds": duration,
+    }
+
+
+def event_of(job: Job) -> ExecutionEvent:
+    return ExecutionEvent.model_validate(
+        {
+            **run_record(job),
+            "event_id": uuid.uuid4(),
+            "execution_id": job.id,
+            "occurred_at": utcnow(),
+            "error": job.error,
+            "results": job.results,
+        }
     )
 
 

@@ -16,7 +16,7 @@ from nbp_executor.runtime import ExecutorRuntime, get_runtime
 from nbp_executor.schemas import (
     ExecuteNotebookRequest,
     ExecuteRequest,
-    ExecutionOut,
+    ExecutionState,
     NotebookFileOut,
     RunNotebookRequest,
     RunRequest,
@@ -70,8 +70,8 @@ async def _run(
 
 @seed.post(
     "/execute",
-    response_model=ExecutionOut,
-    responses={**_SUBMIT_ERRORS, 202: {"model": ExecutionOut, "description": "Queued (wait=false)."}},
+    response_model=ExecutionState,
+    responses={**_SUBMIT_ERRORS, 202: {"model": ExecutionState, "description": "Queued (wait=false)."}},
 )
 async def execute(
     body: ExecuteRequest, rt: Runtime, session: SessionDep, caller: Writer, wait: Wait = True
@@ -82,8 +82,8 @@ async def execute(
 
 @seed.post(
     "/run-notebook",
-    response_model=ExecutionOut,
-    responses={**_SUBMIT_ERRORS, 202: {"model": ExecutionOut, "description": "Queued (wait=false)."}},
+    response_model=ExecutionState,
+    responses={**_SUBMIT_ERRORS, 202: {"model": ExecutionState, "description": "Queued (wait=false)."}},
 )
 async def run_notebook(
     body: RunNotebookRequest, rt: Runtime, session: SessionDep, caller: Writer, wait: Wait = True
@@ -94,8 +94,8 @@ async def run_notebook(
 
 @seed.post(
     "/execute-notebook",
-    response_model=ExecutionOut,
-    responses={**_SUBMIT_ERRORS, 202: {"model": ExecutionOut, "description": "Queued (wait=false)."}},
+    response_model=ExecutionState,
+    responses={**_SUBMIT_ERRORS, 202: {"model": ExecutionState, "description": "Queued (wait=false)."}},
 )
 async def execute_notebook(
     body: ExecuteNotebookRequest, rt: Runtime, session: SessionDep, caller: Writer, wait: Wait = True
@@ -114,8 +114,8 @@ async def list_notebooks(username: Username, rt: Runtime, caller: Reader) -> Any
 @executions.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
-    response_model=ExecutionOut,
-    responses={**_SUBMIT_ERRORS, 200: {"model": ExecutionOut, "description": "The run of that key."}},
+    response_model=ExecutionState,
+    responses={**_SUBMIT_ERRORS, 200: {"model": ExecutionState, "description": "The run of that key."}},
 )
 async def create_execution(
     body: ExecuteNotebookRequest,
@@ -133,7 +133,7 @@ async def create_execution(
     )
 
 
-@executions.get("", response_model=list[ExecutionOut])
+@executions.get("", response_model=list[ExecutionState])
 async def list_active(
     session: SessionDep,
     page: PageDep,
@@ -151,7 +151,7 @@ async def list_active(
     ]
 
 
-@executions.get("/{id}", response_model=ExecutionOut, responses=_404)
+@executions.get("/{id}", response_model=ExecutionState, responses=_404)
 async def get_execution(id: IdPath, session: SessionDep, caller: Reader) -> Any:
     """A run's live state: status, progress (cells done of total, the current cell), error, results."""
     return service.execution_out(await service.get(session, id, caller))
@@ -160,7 +160,7 @@ async def get_execution(id: IdPath, session: SessionDep, caller: Reader) -> Any:
 @executions.post(
     "/{id}/cancel",
     status_code=status.HTTP_202_ACCEPTED,
-    response_model=ExecutionOut,
+    response_model=ExecutionState,
     responses={**_404, 409: {"model": ErrorBody, "description": "The run has already ended."}},
 )
 async def cancel_execution(id: IdPath, session: SessionDep, caller: Writer) -> Any:

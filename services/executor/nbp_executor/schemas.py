@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from nbp_common.api import NoNul, json_storable
-from nbp_common.events import ErrorDetails, ExecutionStatus, RecordedResult
+from nbp_common.events import ErrorDetails, RecordedResult, RunRecordOut
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 MAX_TIMEOUT = 7 * 24 * 3600
@@ -148,33 +148,18 @@ class ProgressOut(BaseModel):
     current_cell: int | None = Field(description="Index (in the input notebook) of the cell running now.")
 
 
-class ExecutionOut(BaseModel):
+class ExecutionState(RunRecordOut):
     """A run as the executor knows it now."""
 
     id: int
-    status: ExecutionStatus
-    username: str
-    notebook_id: int | None
-    notebook_name: str | None
-    input_path: str
     output_path: str
-    parameters: dict[str, Any]
     kernel_name: str
-    tags: list[str]
-    has_parameters_cell: bool | None
-    input_sha256: str | None
-    attempt: int
+    queued_at: datetime
     max_attempts: int
-    worker: str | None
     timeout_seconds: int
     cell_timeout_seconds: int | None
     cancel_requested: bool
     progress: ProgressOut
-    queued_at: datetime
-    started_at: datetime | None
-    completed_at: datetime | None
-    duration_seconds: float | None
-    error_message: str | None
     error: ErrorDetails | None
     results: list[RecordedResult]
 

@@ -21,24 +21,21 @@ from nbp_executor.kernels import kernel_names
 from nbp_executor.models import Job
 from nbp_executor.notebooks import read_input
 from nbp_executor.runtime import ExecutorRuntime
-from nbp_executor.schemas import ExecutionOut, ProgressOut, RunRequest
+from nbp_executor.schemas import ExecutionState, ProgressOut, RunRequest
 
 
-def execution_out(job: Job) -> ExecutionOut:
-    duration = None
-    if job.started_at is not None and job.completed_at is not None:
-        duration = max(0.0, (job.completed_at - job.started_at).total_seconds())
-    return ExecutionOut.model_validate(
+def execution_out(job: Job) -> ExecutionState:
+    return ExecutionState.model_validate(
         {
             **{
                 c.key: getattr(job, c.key)
                 for c in Job.__table__.columns
-                if c.key in ExecutionOut.model_fields
+                if c.key in ExecutionState.model_fields
             },
+            **jobs.run_record(job),
             "progress": ProgressOut(
                 cells_done=job.cells_done, cells_total=job.cells_total, current_cell=job.current_cell
             ),
-            "duration_seconds": duration,
         }
     )
 

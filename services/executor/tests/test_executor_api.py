@@ -54,8 +54,10 @@ async def test_execute_with_seed_short_names_records_results_in_history(
     assert (folder / run["output_path"]).is_file()
     assert run["progress"] == {"cells_done": 2, "cells_total": 2, "current_cell": None}
 
+    assert run["parameters_used"] == run["parameters"] == {"x": 21}
     record = await platform.history(run["id"], "completed")
-    assert record["parameters"] == {"x": 21}
+    assert record["parameters_used"] == record["parameters"] == {"x": 21}
+    assert record["execution_time_seconds"] == run["execution_time_seconds"] == run["duration_seconds"]
     assert record["worker"] == run["worker"]
     assert record["input_sha256"] == run["input_sha256"]
     results = (await platform.client.get(f"/db/executions/{run['id']}/results")).json()
@@ -89,7 +91,7 @@ async def test_registered_notebook_gets_defaults_overlaid_by_the_request(
     assert run["status"] == "completed", run
     assert run["notebook_id"] == notebook_id
     assert run["notebook_name"] == "reg-model.ipynb"
-    assert run["parameters"] == {"alpha": 0.5, "label": "tuned", "cfg": {"k": [1, 2]}}
+    assert run["parameters_used"] == {"alpha": 0.5, "label": "tuned", "cfg": {"k": [1, 2]}}
     values = {
         r["name"]: r["value_numeric"] if r["value_numeric"] is not None else r["value_json"]
         for r in run["results"]

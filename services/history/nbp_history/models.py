@@ -53,11 +53,11 @@ class Execution(Base):
     username: Mapped[str] = mapped_column(String(255))
     input_path: Mapped[str] = mapped_column(String(2048))
     output_path: Mapped[str | None] = mapped_column(String(2048))
-    parameters: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    parameters_used: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     status: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
-    duration_seconds: Mapped[float | None] = mapped_column(Double)
+    execution_time_seconds: Mapped[float | None] = mapped_column(Double)
     error_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TIMESTAMP(timezone=True), server_default=func.now())
     # What a production record adds to the seed's columns.

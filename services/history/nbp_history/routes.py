@@ -13,7 +13,13 @@ from nbp_common.errors import ErrorBody
 from nbp_common.events import ExecutionEvent, ExecutionStatus
 
 from nbp_history import service
-from nbp_history.schemas import EventOutcome, ExecutionDetail, ExecutionOut, ExecutionStats, ResultOut
+from nbp_history.schemas import (
+    EventOutcome,
+    ExecutionRecord,
+    ExecutionRecordDetail,
+    ExecutionStats,
+    ResultOut,
+)
 
 _404: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No execution with that id."}
@@ -26,7 +32,7 @@ Username = Annotated[str | None, Query(max_length=255)]
 NotebookId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 
-@executions.get("", response_model=list[ExecutionOut])
+@executions.get("", response_model=list[ExecutionRecord])
 async def list_executions(
     session: AutocommitSessionDep,
     page: PageDep,
@@ -60,7 +66,7 @@ async def execution_stats(
     return await service.stats(session, since, until, username, notebook_id, owner_scope(caller))
 
 
-@executions.get("/notebook/{id}", response_model=list[ExecutionOut])
+@executions.get("/notebook/{id}", response_model=list[ExecutionRecord])
 async def list_notebook_executions(
     id: IdPath, session: AutocommitSessionDep, page: PageDep, response: Response, caller: Reader
 ) -> Any:
@@ -70,7 +76,7 @@ async def list_notebook_executions(
     return with_total(response, total, items)
 
 
-@executions.get("/{id}", response_model=ExecutionDetail, responses=_404)
+@executions.get("/{id}", response_model=ExecutionRecordDetail, responses=_404)
 async def get_execution(id: IdPath, session: AutocommitSessionDep, caller: Reader) -> Any:
     """A run with its error details and recorded results."""
     return await service.get_execution(session, id, owner_scope(caller))

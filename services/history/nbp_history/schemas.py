@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from nbp_common.events import ErrorDetails
+from nbp_common.events import ErrorDetails, RunRecordOut
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -18,33 +18,17 @@ class ResultOut(BaseModel):
     recorded_at: datetime
 
 
-class ExecutionOut(BaseModel):
+class ExecutionRecord(RunRecordOut):
+    """A run as the history keeps it."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    notebook_id: int | None
-    notebook_name: str | None
-    username: str
-    input_path: str
-    output_path: str | None
-    parameters: dict[str, Any]
-    status: str
-    attempt: int
-    kernel_name: str | None
-    worker: str | None
-    input_sha256: str | None
-    has_parameters_cell: bool | None
-    tags: list[str]
-    queued_at: datetime | None
-    started_at: datetime | None
-    completed_at: datetime | None
-    duration_seconds: float | None
-    error_message: str | None
     created_at: datetime
     updated_at: datetime
 
 
-class ExecutionDetail(ExecutionOut):
+class ExecutionRecordDetail(ExecutionRecord):
     error: ErrorDetails | None
     results: list[ResultOut]
 

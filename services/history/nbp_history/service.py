@@ -9,35 +9,27 @@ from typing import Any, Literal
 
 from nbp_common.api import Page
 from nbp_common.errors import Invalid, NotFound
-from nbp_common.events import STATUSES, TERMINAL, ErrorDetails, ExecutionEvent, lifecycle_rank
+from nbp_common.events import (
+    STATUSES,
+    TERMINAL,
+    ErrorDetails,
+    ExecutionEvent,
+    ExecutionStatus,
+    RunRecord,
+    lifecycle_rank,
+)
 from sqlalchemy import Select, case, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from nbp_history.models import Execution, ExecutionResult, ProcessedEvent
-from nbp_history.schemas import ExecutionDetail, ExecutionStats, NotebookStats, ResultOut
+from nbp_history.schemas import ExecutionRecordDetail, ExecutionStats, NotebookStats, ResultOut
 
 Outcome = Literal["applied", "stale", "duplicate"]
 
-_SNAPSHOT_FIELDS = (
-    "notebook_id",
-    "notebook_name",
-    "username",
-    "input_path",
-    "output_path",
-    "parameters",
-    "kernel_name",
-    "worker",
-    "input_sha256",
-    "has_parameters_cell",
-    "tags",
-    "queued_at",
-    "started_at",
-    "completed_at",
-    "duration_seconds",
-    "error_message",
-)
+# Every field of the record an event carries besides its state, in the columns of the same names.
+_SNAPSHOT_FIELDS = tuple(name for name in RunRecord.model_fields if name not in ("status", "attempt"))
 _ERROR_COLUMNS = {
     "cell_index": "error_cell_index",
     "cell_source": "error_cell_source",
@@ -157,7 +149,7 @@ async def list_executions(
     return total or 0, rows.all()
 
 
-async def get_execution(session: AsyncSession, execution_id: int, owner: str | None) -> ExecutionDetail:
+async def get_execution(session: AsyncSession, execution_id: int, owner: str | None) -> ExecutionRecordDetail:
     """A run with its error and results; another user's run (``owner`` set) as if it did not exist."""
     record = await session.scalar(
         select(Execution).where(Execution.id == execution_id).options(selectinload(Execution.results))
@@ -165,7 +157,7 @@ async def get_execution(session: AsyncSession, execution_id: int, owner: str | N
     if record is None or (owner is not None and record.username != owner):
         raise NotFound(f"execution {execution_id} does not exist")
     error_values = {key: getattr(record, column) for key, column in _ERROR_COLUMNS.items()}
-    return ExecutionDetail.model_validate(
+    return ExecutionRecordDetail.model_validate(
         {
             **{c.key: getattr(record, c.key) for c in Execution.__table__.columns},
             "error": ErrorDetails(**error_values)
@@ -224,10 +216,10 @@ async def stats(
     by_status = {status: int(counts.get(status, 0)) for status in STATUSES}
     finished = sum(by_status[s] for s in TERMINAL)
 
-    completed = func.count().filter(Execution.status == "completed")
-    failed = func.count().filter(Execution.status.in_(("failed", "timed_out")))
+    completed = func.count().filter(Execution.status == ExecutionStatus.COMPLETED)
+    failed = func.count().filter(Execution.status.in_((ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT)))
     finished_count = func.count().filter(Execution.status.in_(tuple(TERMINAL)))
-    done_duration = case((Execution.status == "completed", Execution.duration_seconds))
+    done_duration = case((Execution.status == ExecutionStatus.COMPLETED, Execution.execution_time_seconds))
     per_notebook = await session.execute(
         select(
             Execution.notebook_id,
@@ -261,6 +253,6 @@ async def stats(
         until=until,
         total=sum(by_status.values()),
         by_status=by_status,
-        success_rate=(by_status["completed"] / finished) if finished else None,
+        success_rate=(by_status[ExecutionStatus.COMPLETED] / finished) if finished else None,
         notebooks=notebooks,
     )

@@ -21,7 +21,7 @@ def event(execution_id: int, status: str, **fields: object) -> dict:
         "notebook_name": "forecast",
         "username": "alice",
         "input_path": "alice/forecast.ipynb",
-        "parameters": {"alpha": 0.5},
+        "parameters_used": {"alpha": 0.5},
         "kernel_name": "python3",
         "input_sha256": "ab" * 32,
         "queued_at": T0.isoformat(),
@@ -31,7 +31,7 @@ def event(execution_id: int, status: str, **fields: object) -> dict:
         body["worker"] = "host:1:0"
     if status in ("completed", "failed", "cancelled", "timed_out"):
         body["completed_at"] = (T0 + timedelta(seconds=4)).isoformat()
-        body["duration_seconds"] = 3.0
+        body["execution_time_seconds"] = 3.0
     body.update(fields)
     return body
 
@@ -59,8 +59,8 @@ async def test_a_run_in_order_ends_complete_with_its_results(history: httpx.Asyn
     record = (await history.get("/db/executions/1")).json()
     assert record["status"] == "completed"
     assert record["notebook_name"] == "forecast"
-    assert record["parameters"] == {"alpha": 0.5}
-    assert record["duration_seconds"] == 3.0
+    assert record["parameters_used"] == {"alpha": 0.5}
+    assert record["execution_time_seconds"] == 3.0
     assert record["output_path"] == "alice/outputs/forecast-1.ipynb"
     assert record["error"] is None
     assert {r["name"]: (r["value_numeric"], r["value_json"]) for r in record["results"]} == {
@@ -69,6 +69,26 @@ async def test_a_run_in_order_ends_complete_with_its_results(history: httpx.Asyn
     }
     results = (await history.get("/db/executions/1/results")).json()
     assert [r["name"] for r in results] == ["accuracy", "confusion"]
+
+
+async def test_our_earlier_names_are_accepted_in_events_and_answered_as_aliases(
+    history: httpx.AsyncClient,
+) -> None:
+    legacy = event(9, "completed")
+    legacy["parameters"] = legacy.pop("parameters_used")
+    legacy["duration_seconds"] = legacy.pop("execution_time_seconds")
+    assert await send(history, legacy) == "applied"
+    record = (await history.get("/db/executions/9")).json()
+    assert record["parameters_used"] == record["parameters"] == {"alpha": 0.5}
+    assert record["execution_time_seconds"] == record["duration_seconds"] == 3.0
+    listed = (await history.get("/db/executions")).json()[0]
+    assert (listed["parameters"], listed["duration_seconds"]) == ({"alpha": 0.5}, 3.0)
+
+
+async def test_an_event_with_both_names_of_a_field_is_refused(history: httpx.AsyncClient) -> None:
+    response = await history.post("/internal/events", json={**event(10, "queued"), "parameters": {}})
+    assert response.status_code == 422
+    assert "parameters" in {e["field"] for e in response.json()["errors"]}
 
 
 async def test_the_same_event_twice_is_applied_once(history: httpx.AsyncClient) -> None:

@@ -31,7 +31,7 @@ async def record(
         "input_path": "nb.ipynb",
         "queued_at": queued.isoformat(),
         "started_at": (queued + timedelta(seconds=1)).isoformat() if status != "queued" else None,
-        "duration_seconds": duration,
+        "execution_time_seconds": duration,
     }
     response = await history.post("/internal/events", json=body)
     assert response.json()["outcome"] == "applied"
