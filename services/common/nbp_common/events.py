@@ -88,6 +88,9 @@ class RunRecord(BaseModel):
         default=None, ge=0, description="From start to end of the run's last attempt."
     )
     error_message: str | None = Field(default=None, max_length=100_000)
+    owner_groups: list[str] = Field(
+        default_factory=list, max_length=100, description="The owner's realm groups when the run was submitted."
+    )
 
 
 class RunRecordOut(RunRecord):

@@ -68,6 +68,7 @@ class Execution(Base):
     input_sha256: Mapped[str | None] = mapped_column(String(64))
     has_parameters_cell: Mapped[bool | None] = mapped_column(Boolean)
     tags: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
+    owner_groups: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
     error_cell_index: Mapped[int | None] = mapped_column(Integer)
     error_cell_source: Mapped[str | None] = mapped_column(Text)
     error_ename: Mapped[str | None] = mapped_column(String(255))

@@ -25,6 +25,7 @@ def event(execution_id: int, status: str, **fields: object) -> dict:
         "kernel_name": "python3",
         "input_sha256": "ab" * 32,
         "queued_at": T0.isoformat(),
+        "owner_groups": ["data-scientists"],
     }
     if status != "queued":
         body["started_at"] = (T0 + timedelta(seconds=1)).isoformat()
@@ -61,6 +62,7 @@ async def test_a_run_in_order_ends_complete_with_its_results(history: httpx.Asyn
     assert record["notebook_name"] == "forecast"
     assert record["parameters_used"] == {"alpha": 0.5}
     assert record["execution_time_seconds"] == 3.0
+    assert record["owner_groups"] == ["data-scientists"]
     assert record["output_path"] == "alice/outputs/forecast-1.ipynb"
     assert record["error"] is None
     assert {r["name"]: (r["value_numeric"], r["value_json"]) for r in record["results"]} == {
