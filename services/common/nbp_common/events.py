@@ -89,7 +89,7 @@ class RunRecord(BaseModel):
     )
     error_message: str | None = Field(default=None, max_length=100_000)
     owner_groups: list[str] = Field(
-        default_factory=list, max_length=100, description="The owner's realm groups when the run was submitted."
+        default_factory=list, max_length=100, description="The owner's realm groups when it was submitted."
     )
 
 

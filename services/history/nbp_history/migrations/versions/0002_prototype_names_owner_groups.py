@@ -27,7 +27,9 @@ def upgrade() -> None:
         op.alter_column("notebook_executions", old, new_column_name=new, schema="history")
     op.add_column(
         "notebook_executions",
-        sa.Column("owner_groups", postgresql.JSONB(astext_type=sa.Text()), server_default="[]", nullable=False),
+        sa.Column(
+            "owner_groups", postgresql.JSONB(astext_type=sa.Text()), server_default="[]", nullable=False
+        ),
         schema="history",
     )
 
