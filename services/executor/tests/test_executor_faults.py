@@ -184,7 +184,7 @@ async def test_history_outage_loses_nothing_and_duplicates_nothing(
         await running.until("SELECT count(*) FROM executor.outbox WHERE delivered_at IS NULL", 0, 60)
 
         records = await running.fetch(
-            "SELECT id, status, parameters::text AS p, started_at, completed_at, worker "
+            "SELECT id, status, parameters_used::text AS p, started_at, completed_at, worker "
             "FROM history.notebook_executions ORDER BY id"
         )
         assert [r["id"] for r in records] == ids
