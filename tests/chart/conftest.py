@@ -1,6 +1,6 @@
 """Fixtures over the rendered chart (`make chart-render` writes .cache/chart/render/<variant>.yaml).
 
-Checks that need Helm itself (schema refusals, the lookup of existing secrets, NOTES) run the Helm binary
+Checks that need Helm itself (schema refusals, NOTES) run the Helm binary
 the Makefile built, on the prepared copy of the chart (with the real third-party subcharts in its charts/;
 see tests/chart/tools/chart.py).
 """
@@ -8,12 +8,8 @@ see tests/chart/tools/chart.py).
 from __future__ import annotations
 
 import base64
-import json
 import shutil
 import subprocess
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -109,103 +105,6 @@ def chart_copy(chart: Path, tmp_path: Path) -> Path:
     dest = tmp_path / chart.name
     shutil.copytree(chart, dest)
     return dest
-
-
-# --- a minimal Kubernetes API: just what Helm's `lookup` needs ------------------------------------------
-
-
-class FakeCluster:
-    """Serves Secrets to Helm (`helm template --dry-run=server`), so that `lookup` finds them."""
-
-    def __init__(self) -> None:
-        self.secrets: dict[tuple[str, str], dict[str, Any]] = {}
-        self.requests: list[str] = []
-        cluster = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                cluster.requests.append(self.path)
-
-            def _send(self, code: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0].strip("/").split("/")
-                if path == ["version"]:
-                    return self._send(200, {"major": "1", "minor": "34", "gitVersion": "v1.34.0"})
-                if path == ["api"]:
-                    return self._send(200, {"kind": "APIVersions", "versions": ["v1"]})
-                if path == ["apis"]:
-                    return self._send(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
-                if path == ["api", "v1"]:
-                    resource = {
-                        "name": "secrets",
-                        "singularName": "secret",
-                        "namespaced": True,
-                        "kind": "Secret",
-                        "verbs": ["get", "list"],
-                    }
-                    return self._send(
-                        200, {"kind": "APIResourceList", "groupVersion": "v1", "resources": [resource]}
-                    )
-                if len(path) == 6 and path[:3] == ["api", "v1", "namespaces"] and path[4] == "secrets":
-                    secret = cluster.secrets.get((path[3], path[5]))
-                    if secret is not None:
-                        return self._send(200, secret)
-                return self._send(
-                    404,
-                    {
-                        "kind": "Status",
-                        "apiVersion": "v1",
-                        "status": "Failure",
-                        "reason": "NotFound",
-                        "code": 404,
-                    },
-                )
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def add_secret(self, name: str, data: dict[str, str], namespace: str = NAMESPACE) -> None:
-        encoded = {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
-        self.secrets[(namespace, name)] = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": name, "namespace": namespace},
-            "type": "Opaque",
-            "data": encoded,
-        }
-
-    def kubeconfig(self, path: Path) -> Path:
-        port = self.server.server_address[1]
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "current-context": "fake",
-            "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
-            "users": [{"name": "fake", "user": {}}],
-            "contexts": [
-                {"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": NAMESPACE}}
-            ],
-        }
-        path.write_text(yaml.safe_dump(config))
-        return path
-
-
-@pytest.fixture
-def fake_cluster() -> Iterator[FakeCluster]:
-    cluster = FakeCluster()
-    cluster.thread.start()
-    try:
-        yield cluster
-    finally:
-        cluster.server.shutdown()
-        cluster.server.server_close()
 
 
 # --- helpers over manifests ---------------------------------------------------------------------------

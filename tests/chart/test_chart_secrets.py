@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
-from conftest import CHART_SRC, NAMESPACE, RELEASE, by_kind, containers, decoded, is_ours, one, pod_specs
+from conftest import CHART_SRC, RELEASE, by_kind, containers, decoded, is_ours, one, pod_specs
 
 SECRET_KEY = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential)s?$", re.I)
 # Keys that name a Secret or say where a secret lives, not a secret value.
@@ -153,32 +152,6 @@ def test_generated_secrets_are_looked_up_before_generated() -> None:
     assert len(generators.findall(helpers)) == 1, "randomness outside nbp.generatedValue"
     secrets_tpl = templates[CHART_SRC / "templates" / "secrets.yaml"]
     assert secrets_tpl.count('include "nbp.generatedValue"') == 4  # db, login, oidc (per client), key
-
-
-def test_upgrade_keeps_existing_secret_values(helm_template: Any, fake_cluster: Any, tmp_path: Path) -> None:
-    """Behaviour: rendered against a cluster that already holds some of the Secrets, the chart reuses
-    their values; only missing ones are generated (Helm's `lookup`, --dry-run=server)."""
-    fake_cluster.add_secret(
-        f"{RELEASE}-db-registry", {"username": "nbp_registry", "password": "kept-registry-pw"}
-    )
-    fake_cluster.add_secret("nbp-oidc-clients", {"jupyterhub": "kept-hub", "superset": "kept-superset"})
-    kubeconfig = fake_cluster.kubeconfig(tmp_path / "kubeconfig")
-    args = ("--dry-run=server", "--kubeconfig", str(kubeconfig), "--show-only", "templates/secrets.yaml")
-    first = {s["metadata"]["name"]: decoded(s) for s in helm_template.template(*args)}
-    second = {s["metadata"]["name"]: decoded(s) for s in helm_template.template(*args)}
-    assert first[f"{RELEASE}-db-registry"]["password"] == "kept-registry-pw"
-    assert first["nbp-oidc-clients"]["jupyterhub"] == "kept-hub"
-    assert first["nbp-oidc-clients"]["superset"] == "kept-superset"
-    # a key missing from an existing Secret is generated, and so are Secrets that do not exist yet
-    assert len(first["nbp-oidc-clients"]["nbp-executor"]) == 32
-    assert first[f"{RELEASE}-db-history"]["password"] != second[f"{RELEASE}-db-history"]["password"]
-    looked_up = {
-        p.split("?")[0].rsplit("/", 1)[-1]
-        for p in fake_cluster.requests
-        if f"/namespaces/{NAMESPACE}/secrets/" in p
-    }
-    # ours, and z2jh's own Secret `hub` (its templates look it up the same way)
-    assert looked_up == {*CREDENTIALS.values(), "hub"}
 
 
 def test_superset_reads_its_secrets_from_files(values: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ and is not installed; without a controller the Ingress is still admitted and sto
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -461,3 +462,34 @@ def test_pods_stay_pending_without_a_kubelet(kube: Kube, installed: dict[str, st
     assert pods
     assert {p["status"].get("phase") for p in pods} == {"Pending"}
     assert not any(p["spec"].get("nodeName") for p in pods)
+
+
+# --- Helm's `lookup` against the real API server ------------------------------------------------------
+
+
+def test_existing_secret_values_are_reused_and_missing_ones_generated(
+    helm: Helm, kube: Kube, chart: Path
+) -> None:
+    """Secrets that exist before the first install (made by hand, or left by an uninstall) keep their
+    values; a key missing from one is generated, and so are Secrets that do not exist yet."""
+    namespace = "nbp-lookup"
+    assert kube.post("/api/v1/namespaces", {"metadata": {"name": namespace}}).status_code == 201
+    for name, data in {
+        f"{RELEASE}-db-registry": {"username": "nbp_registry", "password": "kept-registry-pw"},
+        "nbp-oidc-clients": {"jupyterhub": "kept-hub", "superset": "kept-superset"},
+    }.items():
+        secret = {"metadata": {"name": name}, "type": "Opaque", "stringData": data}
+        assert kube.post(f"/api/v1/namespaces/{namespace}/secrets", secret).status_code == 201
+
+    def render() -> dict[str, dict[str, bytes]]:
+        args = ["template", RELEASE, str(chart), "--namespace", namespace, "--dry-run=server"]
+        docs = [d for d in yaml.safe_load_all(helm.ok(*args, "--show-only", "templates/secrets.yaml")) if d]
+        return {d["metadata"]["name"]: {k: base64.b64decode(v) for k, v in d["data"].items()} for d in docs}
+
+    first, second = render(), render()
+    assert first[f"{RELEASE}-db-registry"]["password"] == b"kept-registry-pw"
+    assert first["nbp-oidc-clients"]["jupyterhub"] == b"kept-hub"
+    assert first["nbp-oidc-clients"]["superset"] == b"kept-superset"
+    assert len(first["nbp-oidc-clients"]["nbp-executor"]) == 32
+    # nothing stored yet for these: generated anew on each render
+    assert first[f"{RELEASE}-db-history"]["password"] != second[f"{RELEASE}-db-history"]["password"]
