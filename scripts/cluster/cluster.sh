@@ -181,7 +181,8 @@ default_service_account() {
 
 stop() {
     local quiet=${1:-}
-    local pids=()
+    local pids=() was_running=
+    if ns_exists || alive kube-apiserver || alive etcd; then was_running=1; fi
     if ns_exists; then
         # Every process in the namespace is one this script started (the namespace is its own).
         mapfile -t pids < <(ip netns pids "$NETNS")
@@ -201,7 +202,8 @@ stop() {
     fi
     if ns_exists; then ip netns del "$NETNS"; fi
     rm -rf "$STATE/etcd" "$STATE"/*.pid "$STATE"/*.kubeconfig "$KUBECONFIG_FILE"
-    [[ -n $quiet ]] || say "stopped (namespace $NETNS deleted, etcd data removed)"
+    [[ -n $quiet ]] && return
+    if [[ -n $was_running ]]; then say "stopped (namespace $NETNS deleted, etcd data removed)"; else say "not running"; fi
 }
 
 case ${1:-} in
