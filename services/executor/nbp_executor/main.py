@@ -10,13 +10,17 @@ from nbp_common.migrations import MigrationTree
 from nbp_executor.models import SCHEMA, Base
 from nbp_executor.routes import executions, seed
 from nbp_executor.runtime import executor_runtime
+from nbp_executor.schedules.routes import schedules
 
 SPEC = ServiceSpec(
     name="executor",
     description="Runs notebooks with Papermill in fresh warm kernels: a durable queue, timeouts, cancel.",
-    routers=(seed, executions),
+    routers=(seed, executions, schedules),
     migrations=MigrationTree("executor", SCHEMA, "nbp_executor:migrations", Base.metadata),
-    tags=({"name": "executions", "description": "Runs: submit, follow, cancel, fetch the output."},),
+    tags=(
+        {"name": "executions", "description": "Runs: submit, follow, cancel, fetch the output."},
+        {"name": "schedules", "description": "Notebooks on a calendar, fired exactly once per fire time."},
+    ),
     default_port=8012,
     lifespan_hooks=(executor_runtime,),
 )

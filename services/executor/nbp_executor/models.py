@@ -45,6 +45,7 @@ class Job(Base):
         Index("ix_jobs_queued", "id", postgresql_where=text("status = 'queued'")),
         Index("ix_jobs_running_lease", "lease_expires_at", postgresql_where=text("status = 'running'")),
         Index("ix_jobs_username_status", "username", "status"),
+        Index("ix_jobs_schedule_id", "schedule_id", postgresql_where=text("schedule_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -65,6 +66,9 @@ class Job(Base):
     tags: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
     input_sha256: Mapped[str | None] = mapped_column(String(64))
     has_parameters_cell: Mapped[bool | None] = mapped_column(Boolean)
+    # A run a schedule started: its schedule and nominal fire time (None for "run now").
+    schedule_id: Mapped[int | None] = mapped_column(BigInteger)
+    fire_time: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
 
     lease_owner: Mapped[str | None] = mapped_column(String(255))
     lease_expires_at: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))

@@ -19,6 +19,8 @@ from nbp_common.settings import Settings
 from nbp_executor.clients import Registry, build_http_client
 from nbp_executor.kernels import KernelPool
 from nbp_executor.relay import Relay
+from nbp_executor.schedules.firing import Scheduler
+from nbp_executor.schedules.settings import SchedulerSettings
 from nbp_executor.settings import ExecutorSettings, process_identity
 from nbp_executor.signals import Notifications
 from nbp_executor.worker import Context, Reaper, Worker
@@ -89,6 +91,10 @@ async def executor_runtime(app: FastAPI) -> AsyncIterator[None]:
         settings.executor_poll_seconds,
     )
     tasks.append(asyncio.create_task(relay.run(), name="nbp-relay"))
+    scheduler = SchedulerSettings()
+    if scheduler.enabled:
+        firing = Scheduler(database.sessionmaker, settings, scheduler, notifications)
+        tasks.append(asyncio.create_task(firing.run(), name="nbp-scheduler"))
     logger.info(
         "executor %s: %d worker(s), %d warm kernel(s) per kernel name, workspace %s",
         identity,

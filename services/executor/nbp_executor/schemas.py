@@ -162,6 +162,8 @@ class ExecutionState(RunRecordOut):
     progress: ProgressOut
     error: ErrorDetails | None
     results: list[RecordedResult]
+    schedule_id: int | None = Field(description="The schedule that started this run, if one did.")
+    fire_time: datetime | None = Field(description="The schedule's nominal fire time (null: run now).")
 
 
 class NotebookFileOut(BaseModel):

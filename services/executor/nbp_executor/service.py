@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nbp_executor import jobs, parameters, signals, workspace
 from nbp_executor.kernels import kernel_names
 from nbp_executor.models import Job
-from nbp_executor.notebooks import read_input
+from nbp_executor.notebooks import InputNotebook, read_input
 from nbp_executor.runtime import ExecutorRuntime
 from nbp_executor.schemas import ExecutionState, ProgressOut, RunRequest
 
@@ -47,6 +48,71 @@ async def _existing(session: AsyncSession, username: str, key: str) -> Job | Non
     return result
 
 
+@dataclass(frozen=True)
+class Target:
+    """Whose run it is and which notebook, before the file is looked at."""
+
+    username: str
+    notebook: dict[str, Any] | None
+    relative: str
+    field: str
+
+
+@dataclass(frozen=True)
+class CheckedRun:
+    """A run that passed every check on its notebook: the file, its parameters, its kernel."""
+
+    username: str
+    notebook: dict[str, Any] | None
+    source: workspace.ResolvedPath
+    info: InputNotebook
+    parameters: dict[str, Any]
+    kernel_name: str
+
+
+async def run_target(rt: ExecutorRuntime, request: RunRequest, principal: Principal) -> Target:
+    """The run's owner (a registered notebook's, or the request's) and notebook; 403/404 otherwise."""
+    notebook: dict[str, Any] | None = None
+    if request.notebook_id is not None:
+        notebook = await rt.registry.notebook(request.notebook_id)
+        owner = str(notebook["username"])
+        if not principal.may_read(owner):
+            raise NotFound(f"notebook {request.notebook_id} does not exist")
+        if request.username is not None and request.username != owner:
+            raise Forbidden(
+                f"notebook {request.notebook_id} belongs to {owner}; it runs in its owner's folder"
+            )
+        found = Target(owner, notebook, str(notebook["file_path"]), "notebook_id")
+    else:
+        assert request.username is not None
+        assert request.notebook_path is not None
+        found = Target(request.username, None, request.notebook_path, request.path_field)
+    ensure_acting_for(principal, found.username)
+    return found
+
+
+async def check_run(rt: ExecutorRuntime, run: Target, request: RunRequest) -> CheckedRun:
+    """The file, its parameters (the registered definitions, if any) and the kernel, or the error."""
+    source = workspace.resolve(rt.settings.workspace, run.username, run.relative, run.field)
+    notebook = run.notebook
+    if notebook is None:
+        # A notebook at a registered path is a registered notebook: its definitions apply.
+        notebook = await rt.registry.notebook_at(run.username, source.relative)
+    info = read_input(source.absolute, run.field)
+    values = parameters.resolve(notebook["parameters"] if notebook is not None else None, request.parameters)
+
+    kernel = request.kernel_name or info.kernel_name or rt.settings.executor_default_kernel
+    installed = kernel_names()
+    if kernel not in installed:
+        origin = "" if request.kernel_name else " (the notebook's metadata asks for it; pass kernel_name)"
+        raise Invalid.field(
+            "kernel_name",
+            "kernel",
+            f"no kernel named {kernel!r} is installed{origin}; installed: {', '.join(sorted(installed))}",
+        )
+    return CheckedRun(run.username, notebook, source, info, values, kernel)
+
+
 async def submit(
     rt: ExecutorRuntime,
     session: AsyncSession,
@@ -58,49 +124,16 @@ async def submit(
     replay returns the first run). A run is in its owner's name: the caller's, unless an admin's."""
     settings = rt.settings
     parameters.check_size(request.parameters, settings.executor_max_parameters_bytes)
-
-    notebook: dict[str, Any] | None = None
-    if request.notebook_id is not None:
-        notebook = await rt.registry.notebook(request.notebook_id)
-        owner = str(notebook["username"])
-        if not principal.may_read(owner):
-            raise NotFound(f"notebook {request.notebook_id} does not exist")
-        if request.username is not None and request.username != owner:
-            raise Forbidden(
-                f"notebook {request.notebook_id} belongs to {owner}; it runs in its owner's folder"
-            )
-        username = owner
-        relative = str(notebook["file_path"])
-        field = "notebook_id"
-    else:
-        assert request.username is not None
-        assert request.notebook_path is not None
-        username = request.username
-        relative = request.notebook_path
-        field = request.path_field
-    ensure_acting_for(principal, username)
+    run = await run_target(rt, request, principal)
+    username = run.username
 
     if idempotency_key is not None:
         existing = await _existing(session, username, idempotency_key)
         if existing is not None:
             return existing, False
 
-    source = workspace.resolve(settings.workspace, username, relative, field)
-    if notebook is None:
-        # A notebook at a registered path is a registered notebook: its definitions apply.
-        notebook = await rt.registry.notebook_at(username, source.relative)
-    info = read_input(source.absolute, field)
-    values = parameters.resolve(notebook["parameters"] if notebook is not None else None, request.parameters)
-
-    kernel = request.kernel_name or info.kernel_name or settings.executor_default_kernel
-    installed = kernel_names()
-    if kernel not in installed:
-        origin = "" if request.kernel_name else " (the notebook's metadata asks for it; pass kernel_name)"
-        raise Invalid.field(
-            "kernel_name",
-            "kernel",
-            f"no kernel named {kernel!r} is installed{origin}; installed: {', '.join(sorted(installed))}",
-        )
+    checked = await check_run(rt, run, request)
+    source, info, notebook = checked.source, checked.info, checked.notebook
 
     output: str | None = None
     if request.output_path is not None:
@@ -129,8 +162,8 @@ async def submit(
         "notebook_name": notebook["name"] if notebook is not None else None,
         "input_path": source.relative,
         "output_path": output or workspace.default_output(PurePosixPath(source.relative).stem, run_id),
-        "parameters": values,
-        "kernel_name": kernel,
+        "parameters": checked.parameters,
+        "kernel_name": checked.kernel_name,
         "timeout_seconds": timeout,
         "cell_timeout_seconds": cell_timeout,
         "tags": list(request.tags),

@@ -23,7 +23,8 @@ JOBS = "nbp_executor_jobs"  # a job became claimable
 OUTBOX = "nbp_executor_outbox"  # an outbox row was written
 ENDED = "nbp_executor_ended"  # payload: the id of a run that reached a terminal state
 CANCEL = "nbp_executor_cancel"  # payload: the id of a running run to cancel
-CHANNELS = (JOBS, OUTBOX, ENDED, CANCEL)
+SCHEDULES = "nbp_executor_schedules"  # a schedule was created or changed: its next fire time may be sooner
+CHANNELS = (JOBS, OUTBOX, ENDED, CANCEL, SCHEDULES)
 
 
 class Signal:

@@ -1,0 +1,191 @@
+"""Firing: every executor process runs a :class:`Scheduler`; each due fire time is claimed exactly once.
+
+A pass takes the due schedules with ``FOR UPDATE SKIP LOCKED`` (replicas share the work instead of
+queueing behind each other) and, for each, in one transaction: inserts the claim row
+``(schedule_id, fire_time)`` (``ON CONFLICT DO NOTHING``: a fire time claimed before, by any process,
+is never claimed again), queues the run (or records the fire as skipped when ``max_concurrent`` runs of
+the schedule are still queued or running) and moves ``next_fire_at`` on. A process killed mid-pass
+commits nothing; the next pass of any process does the work.
+
+Missed fire times (no executor was running): with ``catch_up=latest`` the latest of them fires once;
+with ``none`` they are skipped, unless the latest is within the misfire grace (a restart just now).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import PurePosixPath
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from nbp_executor import jobs, signals, workspace
+from nbp_executor.models import Job
+from nbp_executor.schedules import calendar
+from nbp_executor.schedules.models import CatchUp, FireOutcome, Schedule, ScheduleFire
+from nbp_executor.schedules.settings import SchedulerSettings
+from nbp_executor.settings import ExecutorSettings
+from nbp_executor.signals import Notifications
+
+logger = logging.getLogger("nbp.executor.schedules")
+
+ACTIVE = ("queued", "running")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def enqueue(
+    session: AsyncSession, settings: ExecutorSettings, schedule: Schedule, fire_time: datetime | None
+) -> Job:
+    """Queue a run of ``schedule`` in the caller's transaction (``fire_time`` None: run now)."""
+    run_id = await jobs.next_id(session)
+    values = {
+        "id": run_id,
+        "status": "queued",
+        "attempt": 1,
+        "max_attempts": settings.executor_max_attempts,
+        "username": schedule.username,
+        "notebook_id": schedule.notebook_id,
+        "notebook_name": schedule.notebook_name,
+        "input_path": schedule.notebook_path,
+        "output_path": workspace.default_output(PurePosixPath(schedule.notebook_path).stem, run_id),
+        "parameters": schedule.run_parameters,
+        "kernel_name": schedule.kernel_name,
+        "timeout_seconds": schedule.timeout_seconds or settings.executor_default_timeout_seconds,
+        "cell_timeout_seconds": settings.executor_default_cell_timeout_seconds,
+        "tags": [],
+        "cancel_requested": False,
+        "cells_done": 0,
+        "results": [],
+        "queued_at": jobs.utcnow(),
+        "schedule_id": schedule.id,
+        "fire_time": fire_time,
+    }
+    return await jobs.insert(session, values)
+
+
+async def active_runs(session: AsyncSession, schedule_id: int) -> int:
+    count = await session.scalar(
+        select(func.count()).select_from(Job).where(Job.schedule_id == schedule_id, Job.status.in_(ACTIVE))
+    )
+    return int(count or 0)
+
+
+def first_fire(schedule: Schedule, after: datetime) -> datetime | None:
+    return calendar.next_fire(schedule.cron, calendar.zone(schedule.timezone), after)
+
+
+def due_fire(schedule: Schedule, now: datetime, grace: timedelta) -> tuple[datetime | None, datetime]:
+    """The fire time to claim now (None: the due ones were missed and are skipped), and the latest due
+    fire time, after which ``next_fire_at`` moves on."""
+    assert schedule.next_fire_at is not None
+    due = schedule.next_fire_at
+    tz = calendar.zone(schedule.timezone)
+    latest = calendar.latest_at_or_before(schedule.cron, tz, due, now) or due
+    if now - latest <= grace:
+        return latest, latest
+    if schedule.catch_up == CatchUp.LATEST:
+        return latest, latest
+    return None, latest
+
+
+async def claim(
+    session: AsyncSession,
+    settings: ExecutorSettings,
+    schedule: Schedule,
+    fire_time: datetime,
+) -> ScheduleFire | None:
+    """Claim ``fire_time`` of ``schedule`` and queue its run (or skip it); None if already claimed."""
+    claimed = await session.scalar(
+        insert(ScheduleFire)
+        .values(schedule_id=schedule.id, fire_time=fire_time, outcome=FireOutcome.QUEUED.value)
+        .on_conflict_do_nothing(index_elements=["schedule_id", "fire_time"])
+        .returning(ScheduleFire.schedule_id)
+    )
+    if claimed is None:
+        return None
+    fire = await session.get_one(ScheduleFire, (schedule.id, fire_time))
+    running = await active_runs(session, schedule.id)
+    if running >= schedule.max_concurrent:
+        fire.outcome = FireOutcome.SKIPPED.value
+        fire.reason = (
+            f"{running} run(s) of this schedule still queued or running (max_concurrent "
+            f"{schedule.max_concurrent}, overlap {schedule.overlap})"
+        )
+    else:
+        job = await enqueue(session, settings, schedule, fire_time)
+        fire.job_id = job.id
+    return fire
+
+
+async def fire_due(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: ExecutorSettings,
+    scheduler: SchedulerSettings,
+    now: datetime,
+) -> int:
+    """One batch of due schedules fired (as of ``now``); the number of schedules handled."""
+    grace = timedelta(seconds=scheduler.misfire_grace_seconds)
+    async with sessionmaker() as session, session.begin():
+        schedules = (
+            await session.scalars(
+                select(Schedule)
+                .where(Schedule.enabled, Schedule.next_fire_at <= now)
+                .order_by(Schedule.next_fire_at)
+                .limit(scheduler.batch)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        for schedule in schedules:
+            fire_time, latest = due_fire(schedule, now, grace)
+            if fire_time is None:
+                logger.warning(
+                    "schedule %s: fire times from %s to %s missed (catch_up none), skipped",
+                    schedule.id,
+                    schedule.next_fire_at,
+                    latest,
+                )
+            elif await claim(session, settings, schedule, fire_time) is None:
+                logger.info("schedule %s: fire time %s was already claimed", schedule.id, fire_time)
+            schedule.next_fire_at = first_fire(schedule, latest)
+        return len(schedules)
+
+
+async def seconds_to_next(sessionmaker: async_sessionmaker[AsyncSession], now: datetime) -> float | None:
+    async with sessionmaker() as session:
+        soonest = await session.scalar(select(func.min(Schedule.next_fire_at)).where(Schedule.enabled))
+    return None if soonest is None else (soonest - now).total_seconds()
+
+
+class Scheduler:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: ExecutorSettings,
+        scheduler: SchedulerSettings,
+        notifications: Notifications,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.settings = settings
+        self.scheduler = scheduler
+        self.notifications = notifications
+
+    async def run(self) -> None:
+        signal = self.notifications[signals.SCHEDULES]
+        while True:
+            ticket = signal.ticket()
+            delay = self.scheduler.poll_seconds
+            try:
+                handled = await fire_due(self.sessionmaker, self.settings, self.scheduler, utcnow())
+                if handled >= self.scheduler.batch:
+                    continue
+                wait = await seconds_to_next(self.sessionmaker, utcnow())
+                if wait is not None:
+                    delay = min(delay, max(0.0, wait))
+            except Exception:
+                logger.exception("scheduler pass failed")
+            await signal.wait(ticket, delay)

@@ -1,0 +1,19 @@
+"""The scheduler's settings (prefix ``NBP_SCHEDULER_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SchedulerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NBP_SCHEDULER_", extra="ignore")
+
+    # Whether this process fires schedules (every replica may: each fire time is claimed once).
+    enabled: bool = True
+    # A fire time this far in the past counts as missed (the executors were down); catch_up decides.
+    misfire_grace_seconds: float = Field(default=60.0, gt=0)
+    # Schedules claimed per transaction.
+    batch: int = Field(default=100, ge=1, le=10_000)
+    # The longest sleep between passes; a schedule created or changed wakes every process at once.
+    poll_seconds: float = Field(default=5.0, gt=0)
