@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from nbp_executor import signals
 from nbp_executor.engine import Outcome, Progress
 from nbp_executor.models import Job, OutboxEvent
+from nbp_executor.notifications import outbox as notifications
 
 EXECUTOR_LOST = "executor lost: the worker running this run stopped renewing its lease"
 
@@ -62,6 +63,7 @@ async def record_transition(session: AsyncSession, job: Job) -> None:
     await notify(session, signals.OUTBOX)
     if job.status in TERMINAL:
         await notify(session, signals.ENDED, str(job.id))
+        await notifications.on_run_ended(session, job)
     elif job.status == "queued":
         await notify(session, signals.JOBS)
 

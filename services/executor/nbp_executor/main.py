@@ -8,6 +8,7 @@ from nbp_common.cli import run_cli
 from nbp_common.migrations import MigrationTree
 
 from nbp_executor.models import SCHEMA, Base
+from nbp_executor.notifications.routes import notifications
 from nbp_executor.routes import executions, seed
 from nbp_executor.runtime import executor_runtime
 from nbp_executor.schedules.routes import schedules
@@ -15,11 +16,15 @@ from nbp_executor.schedules.routes import schedules
 SPEC = ServiceSpec(
     name="executor",
     description="Runs notebooks with Papermill in fresh warm kernels: a durable queue, timeouts, cancel.",
-    routers=(seed, executions, schedules),
+    routers=(seed, executions, schedules, notifications),
     migrations=MigrationTree("executor", SCHEMA, "nbp_executor:migrations", Base.metadata),
     tags=(
         {"name": "executions", "description": "Runs: submit, follow, cancel, fetch the output."},
         {"name": "schedules", "description": "Notebooks on a calendar, fired exactly once per fire time."},
+        {
+            "name": "notifications",
+            "description": "Webhooks and e-mail on a run's failure, success, recovery.",
+        },
     ),
     default_port=8012,
     lifespan_hooks=(executor_runtime,),

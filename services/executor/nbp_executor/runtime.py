@@ -18,6 +18,8 @@ from nbp_common.settings import Settings
 
 from nbp_executor.clients import Registry, build_http_client
 from nbp_executor.kernels import KernelPool
+from nbp_executor.notifications.delivery import Deliverer
+from nbp_executor.notifications.settings import NotifySettings, SmtpSettings
 from nbp_executor.relay import Relay
 from nbp_executor.schedules.firing import Scheduler
 from nbp_executor.schedules.settings import SchedulerSettings
@@ -95,6 +97,8 @@ async def executor_runtime(app: FastAPI) -> AsyncIterator[None]:
     if scheduler.enabled:
         firing = Scheduler(database.sessionmaker, settings, scheduler, notifications)
         tasks.append(asyncio.create_task(firing.run(), name="nbp-scheduler"))
+    deliverer = Deliverer(database.sessionmaker, notifications, NotifySettings(), SmtpSettings())
+    tasks.append(asyncio.create_task(deliverer.run(), name="nbp-notifications"))
     logger.info(
         "executor %s: %d worker(s), %d warm kernel(s) per kernel name, workspace %s",
         identity,
@@ -111,6 +115,7 @@ async def executor_runtime(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(BaseException):
                 await task
         await pool.close()
+        await deliverer.aclose()
         await notifications.close()
         await http.aclose()
         if tokens is not None:

@@ -24,7 +24,8 @@ OUTBOX = "nbp_executor_outbox"  # an outbox row was written
 ENDED = "nbp_executor_ended"  # payload: the id of a run that reached a terminal state
 CANCEL = "nbp_executor_cancel"  # payload: the id of a running run to cancel
 SCHEDULES = "nbp_executor_schedules"  # a schedule was created or changed: its next fire time may be sooner
-CHANNELS = (JOBS, OUTBOX, ENDED, CANCEL, SCHEDULES)
+NOTIFICATIONS = "nbp_executor_notifications"  # a notification delivery was written
+CHANNELS = (JOBS, OUTBOX, ENDED, CANCEL, SCHEDULES, NOTIFICATIONS)
 
 
 class Signal:
