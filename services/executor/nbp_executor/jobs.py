@@ -8,13 +8,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nbp_common.events import TERMINAL, ExecutionEvent, RunRecord
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from nbp_executor import signals
 from nbp_executor.engine import Outcome, Progress
 from nbp_executor.models import Job, OutboxEvent
 from nbp_executor.notifications import outbox as notifications
+from nbp_executor.retries import policy as retries
 
 EXECUTOR_LOST = "executor lost: the worker running this run stopped renewing its lease"
 
@@ -63,9 +64,21 @@ async def record_transition(session: AsyncSession, job: Job) -> None:
     await notify(session, signals.OUTBOX)
     if job.status in TERMINAL:
         await notify(session, signals.ENDED, str(job.id))
-        await notifications.on_run_ended(session, job)
+        # A failure that is retried is not notified: its last attempt is.
+        if not await _retry(session, job):
+            await notifications.on_run_ended(session, job)
     elif job.status == "queued":
         await notify(session, signals.JOBS)
+
+
+async def _retry(session: AsyncSession, job: Job) -> bool:
+    """Queue the next attempt of ``job`` if its retry policy asks for one (in this transaction)."""
+    values = retries.next_attempt(job, utcnow())
+    if values is None:
+        return False
+    run_id = await next_id(session)
+    await insert(session, {**values, "id": run_id, "output_path": retries.output_for(job, run_id)})
+    return True
 
 
 async def claim(sessionmaker: async_sessionmaker[AsyncSession], worker: str, lease: float) -> Job | None:
@@ -73,7 +86,7 @@ async def claim(sessionmaker: async_sessionmaker[AsyncSession], worker: str, lea
     async with sessionmaker() as session, session.begin():
         job = await session.scalar(
             select(Job)
-            .where(Job.status == "queued")
+            .where(Job.status == "queued", or_(Job.not_before.is_(None), Job.not_before <= func.now()))
             .order_by(Job.id)
             .limit(1)
             .with_for_update(skip_locked=True)
@@ -205,6 +218,32 @@ async def insert(session: AsyncSession, values: dict[str, Any]) -> Job:
     session.add(job)
     await record_transition(session, job)
     return job
+
+
+async def insert_many(session: AsyncSession, rows: list[dict[str, Any]]) -> list[Job]:
+    """New queued jobs (ids already taken), with their outbox rows, in one flush (the scheduler's batch)."""
+    if not rows:
+        return []
+    new = [Job(**values) for values in rows]
+    session.add_all(new)
+    await session.flush()
+    for job in new:
+        event = event_of(job)
+        session.add(
+            OutboxEvent(event_id=event.event_id, job_id=job.id, payload=event.model_dump(mode="json"))
+        )
+    await session.flush()
+    await notify(session, signals.OUTBOX)
+    await notify(session, signals.JOBS)
+    return new
+
+
+async def next_ids(session: AsyncSession, count: int) -> list[int]:
+    rows = await session.scalars(
+        text("SELECT nextval(pg_get_serial_sequence('executor.jobs', 'id')) FROM generate_series(1, :n)"),
+        {"n": count},
+    )
+    return [int(v) for v in rows]
 
 
 async def next_id(session: AsyncSession) -> int:

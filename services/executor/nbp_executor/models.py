@@ -17,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Double,
     Identity,
     Index,
     Integer,
@@ -46,6 +47,7 @@ class Job(Base):
         Index("ix_jobs_running_lease", "lease_expires_at", postgresql_where=text("status = 'running'")),
         Index("ix_jobs_username_status", "username", "status"),
         Index("ix_jobs_schedule_id", "schedule_id", postgresql_where=text("schedule_id IS NOT NULL")),
+        Index("ix_jobs_retry_of", "retry_of", postgresql_where=text("retry_of IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -69,6 +71,12 @@ class Job(Base):
     # A run a schedule started: its schedule and nominal fire time (None for "run now").
     schedule_id: Mapped[int | None] = mapped_column(BigInteger)
     fire_time: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
+    # Retries: the policy, the first attempt's id (on attempts after it), and when it may start.
+    retry_of: Mapped[int | None] = mapped_column(BigInteger)
+    retry_max: Mapped[int] = mapped_column(Integer, server_default="0")
+    retry_backoff_seconds: Mapped[float] = mapped_column(Double, server_default="60")
+    retry_on: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
+    not_before: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
 
     lease_owner: Mapped[str | None] = mapped_column(String(255))
     lease_expires_at: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))

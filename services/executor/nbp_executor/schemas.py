@@ -10,6 +10,8 @@ from nbp_common.api import NoNul, json_storable
 from nbp_common.events import ErrorDetails, RecordedResult, RunRecordOut
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
+from nbp_executor.retries.policy import RetryPolicy
+
 MAX_TIMEOUT = 7 * 24 * 3600
 
 Username = Annotated[
@@ -52,6 +54,7 @@ class RunRequest:
     cell_timeout_seconds: int | None = None
     tags: list[str] = field(default_factory=list)
     path_field: str = "notebook_path"
+    retry: RetryPolicy | None = None
 
 
 class _Strict(BaseModel):
@@ -115,6 +118,7 @@ class ExecuteNotebookRequest(_Strict):
     timeout_seconds: Timeout | None = None
     cell_timeout_seconds: Timeout | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=50)
+    retry: RetryPolicy | None = Field(default=None, description="Retries of this run (default: none).")
 
     @model_validator(mode="after")
     def _one_notebook(self) -> ExecuteNotebookRequest:
@@ -132,6 +136,7 @@ class ExecuteNotebookRequest(_Strict):
             self.timeout_seconds,
             self.cell_timeout_seconds,
             list(self.tags),
+            retry=self.retry,
         )
 
 
@@ -164,6 +169,9 @@ class ExecutionState(RunRecordOut):
     results: list[RecordedResult]
     schedule_id: int | None = Field(description="The schedule that started this run, if one did.")
     fire_time: datetime | None = Field(description="The schedule's nominal fire time (null: run now).")
+    retry_of: int | None = Field(description="The first attempt's id, on a retry.")
+    retry: RetryPolicy
+    not_before: datetime | None = Field(description="A retry waits for its backoff until then.")
 
 
 class NotebookFileOut(BaseModel):

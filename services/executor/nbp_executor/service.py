@@ -21,6 +21,7 @@ from nbp_executor import jobs, parameters, signals, workspace
 from nbp_executor.kernels import kernel_names
 from nbp_executor.models import Job
 from nbp_executor.notebooks import InputNotebook, read_input
+from nbp_executor.retries import policy as retries
 from nbp_executor.runtime import ExecutorRuntime
 from nbp_executor.schemas import ExecutionState, ProgressOut, RunRequest
 
@@ -34,6 +35,7 @@ def execution_out(job: Job) -> ExecutionState:
                 if c.key in ExecutionState.model_fields
             },
             **jobs.run_record(job),
+            "retry": retries.policy_of(job),
             "progress": ProgressOut(
                 cells_done=job.cells_done, cells_total=job.cells_total, current_cell=job.current_cell
             ),
@@ -174,6 +176,7 @@ async def submit(
         "cells_total": info.cells,
         "results": [],
         "queued_at": jobs.utcnow(),
+        **retries.columns(request.retry),
     }
     try:
         job = await jobs.insert(session, values_row)

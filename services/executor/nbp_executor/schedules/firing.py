@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -38,12 +39,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-async def enqueue(
-    session: AsyncSession, settings: ExecutorSettings, schedule: Schedule, fire_time: datetime | None
-) -> Job:
-    """Queue a run of ``schedule`` in the caller's transaction (``fire_time`` None: run now)."""
-    run_id = await jobs.next_id(session)
-    values = {
+def job_values(
+    settings: ExecutorSettings, schedule: Schedule, run_id: int, fire_time: datetime | None
+) -> dict[str, Any]:
+    """The queued job of a run of ``schedule`` (``fire_time`` None: run now)."""
+    return {
         "id": run_id,
         "status": "queued",
         "attempt": 1,
@@ -64,15 +64,28 @@ async def enqueue(
         "queued_at": jobs.utcnow(),
         "schedule_id": schedule.id,
         "fire_time": fire_time,
+        "retry_max": schedule.retry_max,
+        "retry_backoff_seconds": schedule.retry_backoff_seconds,
+        "retry_on": list(schedule.retry_on),
     }
-    return await jobs.insert(session, values)
 
 
-async def active_runs(session: AsyncSession, schedule_id: int) -> int:
-    count = await session.scalar(
-        select(func.count()).select_from(Job).where(Job.schedule_id == schedule_id, Job.status.in_(ACTIVE))
+async def enqueue(
+    session: AsyncSession, settings: ExecutorSettings, schedule: Schedule, fire_time: datetime | None
+) -> Job:
+    """Queue one run of ``schedule`` in the caller's transaction."""
+    run_id = await jobs.next_id(session)
+    return await jobs.insert(session, job_values(settings, schedule, run_id, fire_time))
+
+
+async def active_runs(session: AsyncSession, schedule_ids: list[int]) -> dict[int, int]:
+    """Runs queued or running, per schedule."""
+    rows = await session.execute(
+        select(Job.schedule_id, func.count())
+        .where(Job.schedule_id.in_(schedule_ids), Job.status.in_(ACTIVE))
+        .group_by(Job.schedule_id)
     )
-    return int(count or 0)
+    return {int(schedule_id or 0): int(n) for schedule_id, n in rows.all()}
 
 
 def first_fire(schedule: Schedule, after: datetime) -> datetime | None:
@@ -94,32 +107,57 @@ def due_fire(schedule: Schedule, now: datetime, grace: timedelta) -> tuple[datet
 
 
 async def claim(
-    session: AsyncSession,
-    settings: ExecutorSettings,
-    schedule: Schedule,
-    fire_time: datetime,
-) -> ScheduleFire | None:
-    """Claim ``fire_time`` of ``schedule`` and queue its run (or skip it); None if already claimed."""
-    claimed = await session.scalar(
-        insert(ScheduleFire)
-        .values(schedule_id=schedule.id, fire_time=fire_time, outcome=FireOutcome.QUEUED.value)
-        .on_conflict_do_nothing(index_elements=["schedule_id", "fire_time"])
-        .returning(ScheduleFire.schedule_id)
-    )
-    if claimed is None:
-        return None
-    fire = await session.get_one(ScheduleFire, (schedule.id, fire_time))
-    running = await active_runs(session, schedule.id)
-    if running >= schedule.max_concurrent:
-        fire.outcome = FireOutcome.SKIPPED.value
-        fire.reason = (
-            f"{running} run(s) of this schedule still queued or running (max_concurrent "
-            f"{schedule.max_concurrent}, overlap {schedule.overlap})"
+    session: AsyncSession, settings: ExecutorSettings, due: list[tuple[Schedule, datetime]]
+) -> list[ScheduleFire]:
+    """Claim each ``(schedule, fire_time)`` and queue its run, or record it skipped (max_concurrent);
+    a fire time claimed before (by any process) is left alone. Set-based: a few statements a batch."""
+    if not due:
+        return []
+    running = await active_runs(session, [s.id for s, _ in due])
+    ids = iter(await jobs.next_ids(session, len(due)))
+    claims: list[dict[str, Any]] = []
+    runs: dict[int, dict[str, Any]] = {}
+    for schedule, fire_time in due:
+        active = running.get(schedule.id, 0)
+        if active >= schedule.max_concurrent:
+            claims.append(
+                {
+                    "schedule_id": schedule.id,
+                    "fire_time": fire_time,
+                    "outcome": FireOutcome.SKIPPED.value,
+                    "job_id": None,
+                    "reason": (
+                        f"{active} run(s) of this schedule still queued or running (max_concurrent "
+                        f"{schedule.max_concurrent}, overlap {schedule.overlap})"
+                    ),
+                }
+            )
+            continue
+        run_id = next(ids)
+        runs[schedule.id] = job_values(settings, schedule, run_id, fire_time)
+        claims.append(
+            {
+                "schedule_id": schedule.id,
+                "fire_time": fire_time,
+                "outcome": FireOutcome.QUEUED.value,
+                "job_id": run_id,
+                "reason": None,
+            }
         )
-    else:
-        job = await enqueue(session, settings, schedule, fire_time)
-        fire.job_id = job.id
-    return fire
+    claimed = (
+        await session.scalars(
+            insert(ScheduleFire)
+            .values(claims)
+            .on_conflict_do_nothing(index_elements=["schedule_id", "fire_time"])
+            .returning(ScheduleFire)
+        )
+    ).all()
+    won = {fire.schedule_id for fire in claimed}
+    for schedule, fire_time in due:
+        if schedule.id not in won:
+            logger.info("schedule %s: fire time %s was already claimed", schedule.id, fire_time)
+    await jobs.insert_many(session, [values for schedule_id, values in runs.items() if schedule_id in won])
+    return list(claimed)
 
 
 async def fire_due(
@@ -140,6 +178,8 @@ async def fire_due(
                 .with_for_update(skip_locked=True)
             )
         ).all()
+        due: list[tuple[Schedule, datetime]] = []
+        moves: list[tuple[Schedule, datetime]] = []
         for schedule in schedules:
             fire_time, latest = due_fire(schedule, now, grace)
             if fire_time is None:
@@ -149,8 +189,11 @@ async def fire_due(
                     schedule.next_fire_at,
                     latest,
                 )
-            elif await claim(session, settings, schedule, fire_time) is None:
-                logger.info("schedule %s: fire time %s was already claimed", schedule.id, fire_time)
+            else:
+                due.append((schedule, fire_time))
+            moves.append((schedule, latest))
+        await claim(session, settings, due)
+        for schedule, latest in moves:
             schedule.next_fire_at = first_fire(schedule, latest)
         return len(schedules)
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Double,
     ForeignKey,
     Identity,
     Index,
@@ -81,6 +82,10 @@ class Schedule(Base):
     catch_up: Mapped[str] = mapped_column(String(16), server_default=CatchUp.NONE.value)
     max_concurrent: Mapped[int] = mapped_column(Integer, server_default="1")
     overlap: Mapped[str] = mapped_column(String(16), server_default=Overlap.SKIP.value)
+    # The retry policy of its runs (see nbp_executor.retries).
+    retry_max: Mapped[int] = mapped_column(Integer, server_default="0")
+    retry_backoff_seconds: Mapped[float] = mapped_column(Double, server_default="60")
+    retry_on: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
     # The next fire time not yet claimed (UTC); None while disabled.
     next_fire_at: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
     created_at: Mapped[datetime] = mapped_column(TIMESTAMP(timezone=True), server_default=func.now())

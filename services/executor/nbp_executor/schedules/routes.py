@@ -21,7 +21,7 @@ from nbp_executor.schedules.schemas import (
     ScheduleOut,
     ScheduleUpdate,
 )
-from nbp_executor.schemas import ExecutionOut
+from nbp_executor.schemas import ExecutionState
 
 Runtime = Annotated[ExecutorRuntime, Depends(get_runtime)]
 _404: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "No such schedule."}}
@@ -83,7 +83,7 @@ async def delete_schedule(id: IdPath, session: SessionDep, caller: Writer) -> Re
 
 
 @schedules.post(
-    "/{id}/run-now", status_code=status.HTTP_202_ACCEPTED, response_model=ExecutionOut, responses=_404
+    "/{id}/run-now", status_code=status.HTTP_202_ACCEPTED, response_model=ExecutionState, responses=_404
 )
 async def run_schedule_now(id: IdPath, rt: Runtime, session: SessionDep, caller: Writer) -> Any:
     """Queue a run of the schedule's notebook now (its `fire_time` is null)."""
@@ -95,7 +95,7 @@ async def run_schedule_now(id: IdPath, rt: Runtime, session: SessionDep, caller:
     )
 
 
-@schedules.get("/{id}/runs", response_model=list[ExecutionOut], responses=_404)
+@schedules.get("/{id}/runs", response_model=list[ExecutionState], responses=_404)
 async def list_schedule_runs(
     id: IdPath, response: Response, session: SessionDep, page: PageDep, caller: Reader
 ) -> Any:

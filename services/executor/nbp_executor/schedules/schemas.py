@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from nbp_common.api import NoNul
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
+from nbp_executor.retries.policy import RetryPolicy
 from nbp_executor.schedules.models import CatchUp, FireOutcome, Overlap
 from nbp_executor.schemas import KernelName, NotebookId, Parameters, RelPath, Timeout, Username
 
@@ -54,6 +55,7 @@ class ScheduleCreate(_Strict):
     max_concurrent: MaxConcurrent = 1
     kernel_name: KernelName | None = None
     timeout_seconds: Timeout | None = None
+    retry: RetryPolicy | None = Field(default=None, description="Retries of each run (default: none).")
 
     @model_validator(mode="after")
     def _one_notebook(self) -> ScheduleCreate:
@@ -75,6 +77,7 @@ class ScheduleUpdate(_Strict):
     catch_up: CatchUp | None = None
     max_concurrent: MaxConcurrent | None = None
     timeout_seconds: Timeout | None = None
+    retry: RetryPolicy | None = None
 
 
 class ScheduleOut(BaseModel):
@@ -95,6 +98,7 @@ class ScheduleOut(BaseModel):
     overlap: Overlap = Field(
         description="What a fire does while `max_concurrent` runs are still queued or running: skip."
     )
+    retry: RetryPolicy
     next_fire_at: datetime | None = Field(description="The next fire time (UTC); null while paused.")
     created_at: datetime
     updated_at: datetime

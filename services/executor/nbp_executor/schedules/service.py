@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nbp_executor import jobs, parameters, service, signals
 from nbp_executor.models import Job
+from nbp_executor.retries import policy as retries
 from nbp_executor.runtime import ExecutorRuntime
 from nbp_executor.schedules import calendar, firing
 from nbp_executor.schedules.models import Schedule, ScheduleFire
@@ -41,7 +42,8 @@ def check_calendar(cron: str, timezone: str) -> str:
 
 
 def schedule_out(schedule: Schedule) -> ScheduleOut:
-    return ScheduleOut.model_validate(schedule, from_attributes=True)
+    columns = {c.key: getattr(schedule, c.key) for c in Schedule.__table__.columns}
+    return ScheduleOut.model_validate({**columns, "retry": retries.policy_of(schedule)})
 
 
 def schedule_detail(schedule: Schedule, now: datetime) -> ScheduleDetail:
@@ -85,6 +87,7 @@ async def create(
         description=body.description,
         catch_up=body.catch_up.value,
         max_concurrent=body.max_concurrent,
+        **retries.columns(body.retry),
     )
     schedule.next_fire_at = firing.first_fire(schedule, firing.utcnow()) if body.enabled else None
     session.add(schedule)
@@ -122,7 +125,7 @@ async def update(
     schedule = await get(session, schedule_id, principal, lock=True)
     ensure_acting_for(principal, schedule.username)
     changes = body.model_dump(exclude_unset=True)
-    for name in ("cron", "timezone", "enabled", "catch_up", "max_concurrent"):
+    for name in ("cron", "timezone", "enabled", "catch_up", "max_concurrent", "retry"):
         if changes.get(name, ...) is None:
             raise Invalid.field(name, "not_null", "may be left out, but not null")
     cron = check_calendar(changes.get("cron", schedule.cron), changes.get("timezone", schedule.timezone))
@@ -143,6 +146,9 @@ async def update(
     for name in ("timezone", "enabled", "description", "max_concurrent", "timeout_seconds"):
         if name in changes:
             setattr(schedule, name, changes[name])
+    if body.retry is not None:
+        for name, value in retries.columns(body.retry).items():
+            setattr(schedule, name, value)
     if "catch_up" in changes:
         schedule.catch_up = changes["catch_up"].value
     if not schedule.enabled:
