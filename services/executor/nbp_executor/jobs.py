@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from nbp_common.events import TERMINAL, ExecutionEvent, RunRecord
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import Table, func, or_, select, text, update
+from sqlalchemy import insert as sql_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from nbp_executor import signals
@@ -220,22 +221,22 @@ async def insert(session: AsyncSession, values: dict[str, Any]) -> Job:
     return job
 
 
-async def insert_many(session: AsyncSession, rows: list[dict[str, Any]]) -> list[Job]:
-    """New queued jobs (ids already taken), with their outbox rows, in one flush (the scheduler's batch)."""
+async def insert_many(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """New queued jobs (ids already taken) with their outbox rows: two bulk statements (the scheduler's
+    batch), the same rows ``insert`` writes one at a time."""
     if not rows:
-        return []
-    new = [Job(**values) for values in rows]
-    session.add_all(new)
-    await session.flush()
-    for job in new:
-        event = event_of(job)
-        session.add(
-            OutboxEvent(event_id=event.event_id, job_id=job.id, payload=event.model_dump(mode="json"))
-        )
-    await session.flush()
+        return
+    await session.execute(sql_insert(cast(Table, Job.__table__)), rows)
+    events = [event_of(Job(**values)) for values in rows]
+    await session.execute(
+        sql_insert(cast(Table, OutboxEvent.__table__)),
+        [
+            {"event_id": e.event_id, "job_id": e.execution_id, "payload": e.model_dump(mode="json")}
+            for e in events
+        ],
+    )
     await notify(session, signals.OUTBOX)
     await notify(session, signals.JOBS)
-    return new
 
 
 async def next_ids(session: AsyncSession, count: int) -> list[int]:

@@ -12,6 +12,7 @@ time is then placed on the timeline:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -91,6 +92,8 @@ def fire_times(expression: str, tz: ZoneInfo, after: datetime) -> Iterator[datet
             yield instant
 
 
+# Many schedules share an expression and a fire time: a batch of them computes each once.
+@functools.lru_cache(maxsize=4096)
 def next_fire(expression: str, tz: ZoneInfo, after: datetime) -> datetime | None:
     return next(fire_times(expression, tz, after), None)
 
@@ -104,6 +107,7 @@ def upcoming(expression: str, tz: ZoneInfo, after: datetime, count: int) -> list
     return found
 
 
+@functools.lru_cache(maxsize=4096)
 def latest_at_or_before(expression: str, tz: ZoneInfo, since: datetime, now: datetime) -> datetime | None:
     """The last fire time in ``[since, now]``, if any (``since`` is itself a fire time)."""
     latest: datetime | None = None

@@ -108,11 +108,11 @@ def due_fire(schedule: Schedule, now: datetime, grace: timedelta) -> tuple[datet
 
 async def claim(
     session: AsyncSession, settings: ExecutorSettings, due: list[tuple[Schedule, datetime]]
-) -> list[ScheduleFire]:
+) -> int:
     """Claim each ``(schedule, fire_time)`` and queue its run, or record it skipped (max_concurrent);
     a fire time claimed before (by any process) is left alone. Set-based: a few statements a batch."""
     if not due:
-        return []
+        return 0
     running = await active_runs(session, [s.id for s, _ in due])
     ids = iter(await jobs.next_ids(session, len(due)))
     claims: list[dict[str, Any]] = []
@@ -144,20 +144,21 @@ async def claim(
                 "reason": None,
             }
         )
-    claimed = (
-        await session.scalars(
-            insert(ScheduleFire)
-            .values(claims)
-            .on_conflict_do_nothing(index_elements=["schedule_id", "fire_time"])
-            .returning(ScheduleFire)
-        )
-    ).all()
-    won = {fire.schedule_id for fire in claimed}
+    won = set(
+        (
+            await session.scalars(
+                insert(ScheduleFire)
+                .on_conflict_do_nothing(index_elements=["schedule_id", "fire_time"])
+                .returning(ScheduleFire.schedule_id),
+                claims,
+            )
+        ).all()
+    )
     for schedule, fire_time in due:
         if schedule.id not in won:
             logger.info("schedule %s: fire time %s was already claimed", schedule.id, fire_time)
     await jobs.insert_many(session, [values for schedule_id, values in runs.items() if schedule_id in won])
-    return list(claimed)
+    return len(won)
 
 
 async def fire_due(

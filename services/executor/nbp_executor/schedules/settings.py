@@ -14,6 +14,6 @@ class SchedulerSettings(BaseSettings):
     # A fire time this far in the past counts as missed (the executors were down); catch_up decides.
     misfire_grace_seconds: float = Field(default=60.0, gt=0)
     # Schedules claimed per transaction.
-    batch: int = Field(default=500, ge=1, le=10_000)
+    batch: int = Field(default=250, ge=1, le=10_000)
     # The longest sleep between passes; a schedule created or changed wakes every process at once.
     poll_seconds: float = Field(default=5.0, gt=0)
