@@ -91,6 +91,15 @@ class RunRecord(BaseModel):
     owner_groups: list[str] = Field(
         default_factory=list, max_length=100, description="The owner's realm groups when it was submitted."
     )
+    schedule_id: int | None = Field(
+        default=None, ge=1, le=2**63 - 1, description="The schedule that started this run, if one did."
+    )
+    fire_time: datetime | None = Field(
+        default=None, description="The schedule's nominal fire time (null: not by a schedule, or run now)."
+    )
+    retry_of: int | None = Field(
+        default=None, ge=1, le=2**63 - 1, description="On a retry: the id of the run's first attempt."
+    )
 
 
 class RunRecordOut(RunRecord):

@@ -167,9 +167,6 @@ class ExecutionState(RunRecordOut):
     progress: ProgressOut
     error: ErrorDetails | None
     results: list[RecordedResult]
-    schedule_id: int | None = Field(description="The schedule that started this run, if one did.")
-    fire_time: datetime | None = Field(description="The schedule's nominal fire time (null: run now).")
-    retry_of: int | None = Field(description="The first attempt's id, on a retry.")
     retry: RetryPolicy
     not_before: datetime | None = Field(description="A retry waits for its backoff until then.")
 

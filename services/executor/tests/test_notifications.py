@@ -295,7 +295,7 @@ async def test_bad_targets_are_refused_and_nothing_is_stored(
         ({"channel": "email", "email": "not-an-address"}, "email", "email"),
         (
             {"channel": "webhook", "url": "https://example.org/h", "triggers": ["sometimes"]},
-            "triggers.0",
+            "triggers[0]",
             "enum",
         ),
     ]

@@ -61,6 +61,9 @@ async def test_a_failed_run_is_retried_with_backoff_each_attempt_its_own_run(
     assert [r["attempt"] for r in runs] == [1, 2, 3]
     assert [r["status"] for r in runs] == ["failed"] * 3
     assert [r["retry_of"] for r in runs] == [None, first["id"], first["id"]]
+    records = [await platform.history(r["id"], "failed") for r in runs]
+    assert [r["retry_of"] for r in records] == [None, first["id"], first["id"]]
+    assert [r["attempt"] for r in records] == [1, 2, 3]
     assert len({r["output_path"] for r in runs}) == 3
     # Backoff: the second attempt waits 1 s after the first ended, the third 2 s after the second.
     for previous, retry, wait in ((runs[0], runs[1], 1), (runs[1], runs[2], 2)):

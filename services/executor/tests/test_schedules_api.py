@@ -169,6 +169,10 @@ async def test_run_now_and_two_consecutive_fires_on_the_real_clock(
         ended = await platform.wait(run["id"])
         assert ended["status"] == "completed", ended
         assert ended["results"] == [{"name": "n", "value_numeric": 7.0, "value_json": None}]
+        # The history stores and answers the schedule and the nominal fire time.
+        record = await platform.history(run["id"], "completed")
+        assert record["schedule_id"] == schedule_id
+        assert datetime.fromisoformat(record["fire_time"]) == datetime.fromisoformat(run["fire_time"])
 
     fires = (await platform.client.get(f"/schedules/{schedule_id}/fires")).json()
     by_time = {f["fire_time"]: f for f in fires}

@@ -43,6 +43,12 @@ class Execution(Base):
         Index("ix_notebook_executions_notebook_id_queued_at", "notebook_id", text("queued_at DESC")),
         Index("ix_notebook_executions_queued_at", text("queued_at DESC")),
         Index(None, "status"),
+        Index(
+            "ix_notebook_executions_schedule_id_fire_time",
+            "schedule_id",
+            "fire_time",
+            postgresql_where=text("schedule_id IS NOT NULL"),
+        ),
     )
 
     # The executor's run id: one id names a run in both services. No sequence here.
@@ -69,6 +75,10 @@ class Execution(Base):
     has_parameters_cell: Mapped[bool | None] = mapped_column(Boolean)
     tags: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
     owner_groups: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
+    # A scheduled run: its schedule (in the executor) and nominal fire time; a retry: its first attempt.
+    schedule_id: Mapped[int | None] = mapped_column(BigInteger)
+    fire_time: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
+    retry_of: Mapped[int | None] = mapped_column(BigInteger)
     error_cell_index: Mapped[int | None] = mapped_column(Integer)
     error_cell_source: Mapped[str | None] = mapped_column(Text)
     error_ename: Mapped[str | None] = mapped_column(String(255))
