@@ -157,3 +157,48 @@ def test_shell_completion_is_offered() -> None:
         env={**os.environ, "SHELL": "/bin/bash"},
     )
     assert "_NBP_COMPLETE" in completion.stdout
+
+
+async def test_schedules_from_the_command_line(
+    platform: Platform, notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    notebook(platform.user("dev") / "cli" / "nightly.ipynb", "print(n)", parameters="n = 1")
+    config = tmp_path / "config"
+    created = as_json(
+        await cli(
+            platform,
+            config,
+            "schedules",
+            "create",
+            "cli/nightly.ipynb",
+            "--cron",
+            "30 2 * * *",
+            "--tz",
+            "Europe/Berlin",
+            "-p",
+            "n=5",
+            "--json",
+        )
+    )
+    assert created["parameters"] == {"n": 5}
+    assert created["timezone"] == "Europe/Berlin"
+    schedule_id = str(created["id"])
+    shown = as_json(await cli(platform, config, "schedules", "show", schedule_id, "--json"))
+    assert len(shown["next_fire_times"]) == 5
+    assert schedule_id in (await cli(platform, config, "schedules", "list")).stdout
+    assert (
+        as_json(await cli(platform, config, "schedules", "pause", schedule_id, "--json"))["enabled"] is False
+    )
+    assert (
+        as_json(await cli(platform, config, "schedules", "resume", schedule_id, "--json"))["enabled"] is True
+    )
+    run = as_json(await cli(platform, config, "schedules", "run-now", schedule_id, "--json"))
+    assert (await platform.wait(run["id"]))["status"] == "completed"
+    runs = as_json(await cli(platform, config, "schedules", "runs", schedule_id, "--json"))
+    assert [r["id"] for r in runs] == [run["id"]]
+    refused = await cli(
+        platform, config, "schedules", "create", "cli/nightly.ipynb", "--cron", "every day", expect=5
+    )
+    assert "cron" in refused.stderr + refused.stdout
+    await cli(platform, config, "schedules", "delete", schedule_id, "--yes")
+    await cli(platform, config, "schedules", "show", schedule_id, expect=3)

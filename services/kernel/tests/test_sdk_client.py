@@ -150,3 +150,27 @@ def test_importing_nbp_in_a_kernel_loads_no_sdk() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+async def test_schedules_through_the_async_client(
+    platform: Platform, notebook: Notebook, store: CredentialStore
+) -> None:
+    notebook(platform.user("cal") / "daily.ipynb", "x = 1")
+    async with AsyncClient(platform.url, store=store) as client:
+        schedule = await client.create_schedule(
+            "0 6 * * 1-5", notebook_path="daily.ipynb", username="cal", timezone="America/New_York"
+        )
+        assert len((await client.schedule(schedule["id"]))["next_fire_times"]) == 5
+        assert schedule["id"] in [s["id"] for s in await client.schedules(username="cal")]
+        paused = await client.update_schedule(schedule["id"], enabled=False)
+        assert paused["next_fire_at"] is None
+        run = await client.run_schedule_now(schedule["id"])
+        assert [r["id"] for r in await client.schedule_runs(schedule["id"])] == [run["id"]]
+        with pytest.raises(Invalid) as invalid:
+            await client.create_schedule(
+                "0 6 * * 1-5", notebook_path="daily.ipynb", username="cal", timezone="Mars"
+            )
+        assert invalid.value.errors[0]["field"] == "timezone"
+        await client.delete_schedule(schedule["id"])
+        with pytest.raises(NotFound):
+            await client.schedule(schedule["id"])

@@ -55,7 +55,9 @@ params_app = typer.Typer(help="A notebook's parameter definitions.", no_args_is_
 runs_app = typer.Typer(help="Runs: live state, history, outputs, cancel.", no_args_is_help=True)
 app.add_typer(notebooks_app, name="notebooks")
 app.add_typer(params_app, name="params")
+schedules_app = typer.Typer(help="Notebooks on a calendar: cron in a timezone.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
+app.add_typer(schedules_app, name="schedules")
 
 out = Console()
 err = Console(stderr=True)
@@ -594,6 +596,119 @@ def runs_output(
         _print_json(json.loads(content))
     else:
         sys.stdout.write(content)
+
+
+SCHEDULE_COLUMNS = ("id", "username", "notebook_path", "cron", "timezone", "enabled", "next_fire_at")
+
+
+@schedules_app.command("list")
+def schedules_list(
+    user: Annotated[str | None, typer.Option("--user", "-u")] = None, as_json: Json = False
+) -> None:
+    """Your schedules (an admin's: everyone's)."""
+    with _api_errors(), _client() as client:
+        rows = client.schedules(username=user)
+    _print_json(rows) if as_json else _table([dict(r) for r in rows], SCHEDULE_COLUMNS)
+
+
+@schedules_app.command("show")
+def schedules_show(schedule_id: int, as_json: Json = False) -> None:
+    """A schedule and its next five fire times."""
+    with _api_errors(), _client() as client:
+        schedule = client.schedule(schedule_id)
+    if as_json:
+        _print_json(schedule)
+        return
+    out.print(
+        f"Schedule {schedule_id}: {schedule['cron']} ({schedule['timezone']}), {schedule['notebook_path']}"
+    )
+    for instant in schedule["next_fire_times"]:
+        out.print(f"  next: {instant}")
+
+
+@schedules_app.command("create")
+def schedules_create(
+    path: Annotated[str, typer.Argument(help="The notebook, relative to your folder.")],
+    cron: Annotated[str, typer.Option("--cron", help="Five fields, e.g. '30 2 * * *'.")],
+    timezone: Annotated[str, typer.Option("--timezone", "--tz", help="An IANA name.")] = "UTC",
+    user: Annotated[str | None, typer.Option("--user", "-u", help="Whose folder (default: yours).")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=JSON value")] = None,
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    catch_up: Annotated[str, typer.Option("--catch-up", help="none or latest")] = "none",
+    max_concurrent: Annotated[int, typer.Option("--max-concurrent", min=1)] = 1,
+    as_json: Json = False,
+) -> None:
+    """Run a notebook of your folder on a calendar."""
+    parameters: dict[str, Any] = {}
+    for item in param or []:
+        name, _, raw = item.partition("=")
+        try:
+            parameters[name] = json.loads(raw)
+        except ValueError:
+            parameters[name] = raw
+    with _api_errors(), _client() as client:
+        token = client._settings.tokens.token()
+        # A server without sign-in treats everyone as 'dev' (as `nbp whoami` says).
+        owner = user or str(token_claims(token).get("preferred_username") or "dev")
+        schedule = client.create_schedule(
+            cron,
+            notebook_path=path,
+            username=owner,
+            timezone=timezone,
+            parameters=parameters,
+            description=description,
+            catch_up=catch_up,
+            max_concurrent=max_concurrent,
+        )
+    _print_json(schedule) if as_json else out.print(
+        f"Schedule {schedule['id']} created; next fire time {schedule['next_fire_at']}."
+    )
+
+
+def _set_enabled(schedule_id: int, enabled: bool, as_json: bool) -> None:
+    with _api_errors(), _client() as client:
+        schedule = client.update_schedule(schedule_id, enabled=enabled)
+    _print_json(schedule) if as_json else out.print(
+        f"Schedule {schedule_id} {'resumed' if enabled else 'paused'}."
+    )
+
+
+@schedules_app.command("pause")
+def schedules_pause(schedule_id: int, as_json: Json = False) -> None:
+    """Stop firing (until resumed)."""
+    _set_enabled(schedule_id, False, as_json)
+
+
+@schedules_app.command("resume")
+def schedules_resume(schedule_id: int, as_json: Json = False) -> None:
+    """Fire again (times passed while paused do not fire)."""
+    _set_enabled(schedule_id, True, as_json)
+
+
+@schedules_app.command("run-now")
+def schedules_run_now(schedule_id: int, as_json: Json = False) -> None:
+    """Queue a run of the schedule's notebook now."""
+    with _api_errors(), _client() as client:
+        run = client.run_schedule_now(schedule_id)
+    _print_json(run) if as_json else out.print(f"Run {run['id']} queued.")
+
+
+@schedules_app.command("runs")
+def schedules_runs(schedule_id: int, as_json: Json = False) -> None:
+    """The schedule's runs, newest first."""
+    with _api_errors(), _client() as client:
+        rows = client.schedule_runs(schedule_id)
+    _print_json(rows) if as_json else _table([dict(r) for r in rows], (*RUN_COLUMNS, "fire_time"))
+
+
+@schedules_app.command("delete")
+def schedules_delete(schedule_id: int, yes: Yes = False) -> None:
+    """Delete a schedule (its runs stay)."""
+    if not yes:
+        typer.confirm(f"Delete schedule {schedule_id}?", abort=True)
+    with _api_errors(), _client() as client:
+        client.delete_schedule(schedule_id)
+    out.print(f"Schedule {schedule_id} deleted.")
 
 
 @app.command()

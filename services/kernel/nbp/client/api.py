@@ -266,6 +266,32 @@ class Client:
     def cancel(self, run_id: int) -> Run:
         return cast(Run, self.send(calls.cancel_run(run_id)))
 
+    # Schedules
+
+    def schedules(self, *, username: str | None = None) -> list[JsonObject]:
+        return cast(list[JsonObject], self.send(calls.list_schedules(username=username)))
+
+    def schedule(self, schedule_id: int) -> JsonObject:
+        """A schedule with its next five fire times."""
+        return cast(JsonObject, self.send(calls.get_schedule(schedule_id)))
+
+    def create_schedule(self, cron: str, **fields: Any) -> JsonObject:
+        """``notebook_id`` or ``notebook_path`` (+ ``username``), ``timezone``, ``parameters``, ``enabled``,
+        ``description``, ``catch_up``, ``max_concurrent``, ``retry``: as ``POST /schedules`` takes them."""
+        return cast(JsonObject, self.send(calls.create_schedule({"cron": cron, **fields})))
+
+    def update_schedule(self, schedule_id: int, **changes: Any) -> JsonObject:
+        return cast(JsonObject, self.send(calls.update_schedule(schedule_id, changes)))
+
+    def delete_schedule(self, schedule_id: int) -> None:
+        self.send(calls.delete_schedule(schedule_id))
+
+    def run_schedule_now(self, schedule_id: int) -> Run:
+        return cast(Run, self.send(calls.run_schedule_now(schedule_id)))
+
+    def schedule_runs(self, schedule_id: int) -> list[Run]:
+        return cast(list[Run], self.send(calls.schedule_runs(schedule_id)))
+
     def wait(
         self,
         run_id: int,
@@ -500,6 +526,29 @@ class AsyncClient:
 
     async def cancel(self, run_id: int) -> Run:
         return cast(Run, await self.send(calls.cancel_run(run_id)))
+
+    # Schedules
+
+    async def schedules(self, *, username: str | None = None) -> list[JsonObject]:
+        return cast(list[JsonObject], await self.send(calls.list_schedules(username=username)))
+
+    async def schedule(self, schedule_id: int) -> JsonObject:
+        return cast(JsonObject, await self.send(calls.get_schedule(schedule_id)))
+
+    async def create_schedule(self, cron: str, **fields: Any) -> JsonObject:
+        return cast(JsonObject, await self.send(calls.create_schedule({"cron": cron, **fields})))
+
+    async def update_schedule(self, schedule_id: int, **changes: Any) -> JsonObject:
+        return cast(JsonObject, await self.send(calls.update_schedule(schedule_id, changes)))
+
+    async def delete_schedule(self, schedule_id: int) -> None:
+        await self.send(calls.delete_schedule(schedule_id))
+
+    async def run_schedule_now(self, schedule_id: int) -> Run:
+        return cast(Run, await self.send(calls.run_schedule_now(schedule_id)))
+
+    async def schedule_runs(self, schedule_id: int) -> list[Run]:
+        return cast(list[Run], await self.send(calls.schedule_runs(schedule_id)))
 
     async def wait(
         self,

@@ -156,6 +156,34 @@ def output(run_id: int, *, html: bool = False) -> Call:
     return Call("GET", f"/executions/{run_id}/output", {"format": "html" if html else "ipynb"}, expect="text")
 
 
+def list_schedules(*, username: str | None = None, limit: int = 100, offset: int = 0) -> Call:
+    return Call("GET", "/schedules", _query(username=username, limit=limit, offset=offset))
+
+
+def get_schedule(schedule_id: int) -> Call:
+    return Call("GET", f"/schedules/{schedule_id}")
+
+
+def create_schedule(body: Mapping[str, Any]) -> Call:
+    return Call("POST", "/schedules", json=dict(body), retry=False)
+
+
+def update_schedule(schedule_id: int, changes: Mapping[str, Any]) -> Call:
+    return Call("PATCH", f"/schedules/{schedule_id}", json=dict(changes), retry=False)
+
+
+def delete_schedule(schedule_id: int) -> Call:
+    return Call("DELETE", f"/schedules/{schedule_id}", expect="none")
+
+
+def run_schedule_now(schedule_id: int) -> Call:
+    return Call("POST", f"/schedules/{schedule_id}/run-now", retry=False)
+
+
+def schedule_runs(schedule_id: int, *, limit: int = 100, offset: int = 0) -> Call:
+    return Call("GET", f"/schedules/{schedule_id}/runs", _query(limit=limit, offset=offset))
+
+
 def list_files(username: str) -> Call:
     return Call("GET", f"/list-notebooks/{username}")
 
