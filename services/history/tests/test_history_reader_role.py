@@ -1,0 +1,80 @@
+"""The read-only role the history's migration creates (``history_reader``): a login role in it (as Superset's
+``superset_ro`` is) reads the history's tables and can write, create, change or drop nothing in any of the
+platform's schemas."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from nbp_common.testing import asyncpg_dsn
+from sqlalchemy.engine import URL
+
+READER = "history_reader"
+
+# Each statement a reader must be refused, one per kind of change, in every platform schema.
+REFUSED = [
+    "INSERT INTO history.notebook_executions (id, username, input_path, status) "
+    "VALUES (1, 'x', 'x.ipynb', 'queued')",
+    "UPDATE history.notebook_executions SET status = 'failed'",
+    "DELETE FROM history.notebook_executions",
+    "TRUNCATE history.execution_results",
+    "INSERT INTO history.execution_results (execution_id, name) VALUES (1, 'x')",
+    "UPDATE history.alembic_version SET version_num = 'x'",
+    "CREATE TABLE history.intruder (id int)",
+    "CREATE VIEW history.intruder AS SELECT 1",
+    "CREATE INDEX intruder ON history.notebook_executions (username)",
+    "ALTER TABLE history.notebook_executions ADD COLUMN intruder int",
+    "ALTER TABLE history.notebook_executions DROP COLUMN error_message",
+    "DROP TABLE history.notebook_executions",
+    "DROP TABLE history.execution_results",
+    "DROP SCHEMA history CASCADE",
+    "CREATE TABLE registry.intruder (id int)",
+    "CREATE TABLE executor.intruder (id int)",
+    "CREATE TABLE public.intruder (id int)",
+    "CREATE SCHEMA intruder",
+    "DROP TABLE registry.notebooks",
+    "DELETE FROM registry.notebooks",
+    "SELECT * FROM registry.notebooks",
+    "SELECT * FROM executor.jobs",
+]
+
+
+@pytest.fixture
+async def reader(pg_admin_url: URL, database_url: URL) -> AsyncIterator[asyncpg.Connection]:
+    """A connection as a fresh login role that is a member of the reader role, like ``superset_ro``."""
+    role = f"reader_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'reader' IN ROLE {READER}")
+        conn = await asyncpg.connect(asyncpg_dsn(database_url.set(username=role, password="reader")))
+        try:
+            yield conn
+        finally:
+            await conn.close()
+    finally:
+        await admin.execute(f"DROP ROLE {role}")
+        await admin.close()
+
+
+async def test_the_reader_reads_every_history_table(reader: asyncpg.Connection) -> None:
+    for table in ("notebook_executions", "execution_results", "processed_events"):
+        assert await reader.fetchval(f"SELECT count(*) FROM history.{table}") == 0
+
+
+@pytest.mark.parametrize("statement", REFUSED)
+async def test_the_reader_can_change_nothing(reader: asyncpg.Connection, statement: str) -> None:
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await reader.execute(statement)
+
+
+async def test_tables_created_later_are_readable_too(database_url: URL, reader: asyncpg.Connection) -> None:
+    # The default privileges of the schema's owner (the role that migrates) cover the next migration.
+    owner = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await owner.execute("CREATE TABLE history.later_rollup (day date)")
+    finally:
+        await owner.close()
+    assert await reader.fetchval("SELECT count(*) FROM history.later_rollup") == 0
