@@ -118,3 +118,53 @@ async def test_runs_belong_to_their_owner(secured: tuple[str, str], keycloak: Lo
         assert names == ["square.ipynb"]
         assert [r["id"] for r in (await client.get("/db/executions", headers=dana)).json()] == [run_id]
         assert (await client.get("/db/executions", headers=bob)).json() == []
+
+
+async def test_schedules_belong_to_their_owner(secured: tuple[str, str], keycloak: LocalKeycloak) -> None:
+    url, workspace = secured
+    alice, bob, carol, dana = [
+        bearer(await keycloak.access_token(name)) for name in ("alice", "bob", "carol", "dana")
+    ]
+    write_notebook(Path(workspace) / "alice" / "nightly.ipynb", "x = 1")
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        created = await client.post(
+            "/db/notebooks",
+            json={"name": "nightly", "file_path": "nightly.ipynb", "username": "alice"},
+            headers=alice,
+        )
+        notebook_id = created.json()["id"]
+        body = {"notebook_id": notebook_id, "cron": "0 3 * * *"}
+        # Another user's notebook: by path in their name 403 (field and rule), by id 404; a viewer 403.
+        spoof = await client.post(
+            "/schedules",
+            json={"username": "alice", "notebook_path": "nightly.ipynb", "cron": "0 3 * * *"},
+            headers=bob,
+        )
+        assert spoof.status_code == 403, spoof.text
+        assert [(e["field"], e["rule"]) for e in spoof.json()["errors"]] == [("username", "owner")]
+        assert (await client.post("/schedules", json=body, headers=bob)).status_code == 404
+        assert (await client.post("/schedules", json=body, headers=carol)).status_code == 403
+        assert (await client.get("/schedules", headers=bob)).json() == []
+
+        mine = await client.post("/schedules", json=body, headers=alice)
+        assert mine.status_code == 201, mine.text
+        schedule_id = mine.json()["id"]
+        for method, path in [
+            ("GET", f"/schedules/{schedule_id}"),
+            ("PATCH", f"/schedules/{schedule_id}"),
+            ("DELETE", f"/schedules/{schedule_id}"),
+            ("POST", f"/schedules/{schedule_id}/run-now"),
+            ("GET", f"/schedules/{schedule_id}/runs"),
+        ]:
+            response = await client.request(
+                method, path, headers=bob, json={"enabled": False} if method == "PATCH" else None
+            )
+            assert response.status_code == 404, (method, path, response.text)
+        assert [s["id"] for s in (await client.get("/schedules", headers=dana)).json()] == [schedule_id]
+        assert [s["id"] for s in (await client.get("/schedules", headers=alice)).json()] == [schedule_id]
+        hook = await client.post(
+            "/notifications",
+            json={"schedule_id": schedule_id, "channel": "webhook", "url": "https://example.org/h"},
+            headers=bob,
+        )
+        assert hook.status_code == 404
