@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
+
+
+def read_secret_file(path: Path, setting: str) -> str:
+    """A secret from a file mounted for this process (a Kubernetes Secret volume, mode 0400), so that it
+    is in no environment: refused when other users may read the file."""
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o007:
+        raise ValueError(f"{setting}: {path} is readable by other users (mode {mode:o}); make it 0400")
+    return path.read_text(encoding="utf-8").rstrip("\r\n")
 
 
 class Settings(BaseSettings):
@@ -25,6 +35,8 @@ class Settings(BaseSettings):
     db_name: str = "notebook_manager"
     db_user: str = "postgres"
     db_password: str | None = None
+    # The password from a file instead (NBP_DB_PASSWORD_FILE), kept out of the environment.
+    db_password_file: Path | None = None
     db_pool_size: int = Field(default=10, ge=1)
     # No overflow by default: connections opened past the pool are closed again at once, and under a
     # burst that churn (a connect per request) costs more than waiting a moment for a pooled one.
@@ -42,6 +54,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _password_from_file(self) -> Settings:
+        if self.db_password_file is not None and self.db_password is None:
+            self.db_password = read_secret_file(self.db_password_file, "NBP_DB_PASSWORD_FILE")
+        return self
 
     @cached_property
     def sqlalchemy_url(self) -> URL:

@@ -154,7 +154,7 @@ class NotebookRun:
         self._client.kc = kernel.kc
         # A warm kernel was started before the run was known: move it to the notebook's folder.
         if self.input_path.parent.is_dir():
-            folder = json.dumps(str(self.input_path.parent))
+            folder = json.dumps(kernel.path_inside(self.input_path.parent))
             msg_id = await _maybe_await(
                 kernel.kc.execute(f"import os as __o; __o.chdir({folder}); del __o", silent=True)
             )

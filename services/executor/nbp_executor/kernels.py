@@ -1,8 +1,9 @@
 """Warm kernels: a few kernels started ahead per kernel name, each handed to exactly one run and then
 shut down. A run never waits for a kernel to start unless the pool is empty (and never shares one).
 
-The kernels run with the executor's environment minus its own settings (``NBP_*``: database URL,
-credentials): notebook code has no business reading them.
+Kernels are forked from a zygote (``nbp_executor.forkserver``): the executor's own (``trusted``), or one
+per user started inside that user's sandbox (``SandboxZygote``, the ``sandbox`` runner). Trusted
+kernels run with the executor's environment minus its own settings (``NBP_*``).
 """
 
 from __future__ import annotations
@@ -11,16 +12,18 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import sys
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
+from nbp_common.sandbox import Prepared, Sandbox, prepare, spawn
 
 logger = logging.getLogger("nbp.executor.kernels")
 
@@ -34,7 +37,16 @@ class WarmKernel:
     name: str
     km: Any  # AsyncKernelManager
     kc: Any  # AsyncKernelClient
+    # (the owner's folder on the host, where the kernel sees it) for a sandboxed kernel
+    home: tuple[Path, PurePosixPath] | None = None
     started_at: float = field(default_factory=time.monotonic)
+
+    def path_inside(self, path: Path) -> str:
+        """Where the kernel sees ``path`` (a path in the owner's folder on the host)."""
+        if self.home is None:
+            return str(path)
+        host, inside = self.home
+        return str(inside / path.relative_to(host))
 
     async def is_alive(self) -> bool:
         try:
@@ -75,23 +87,28 @@ def kernel_names(max_age: float = 30.0) -> frozenset[str]:
 
 
 class Zygote:
-    """The fork server (``nbp_executor.forkserver``), started once per executor process."""
+    """The fork server (``nbp_executor.forkserver``), started once per executor process: trusted."""
 
     def __init__(self) -> None:
-        self.path = os.path.join(tempfile.mkdtemp(prefix="nbp-zygote-"), "socket")
+        self.directory = tempfile.mkdtemp(prefix="nbp-zygote-")
+        self.path = os.path.join(self.directory, "socket")
         self.process: asyncio.subprocess.Process | None = None
         self.ready = False
 
-    async def start(self, within: float = 60.0) -> None:
-        self.process = await asyncio.create_subprocess_exec(
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "nbp_executor.forkserver",
             "serve",
+            "--socket",
             self.path,
             stdout=asyncio.subprocess.PIPE,
             env={**kernel_environment(), "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
         )
+
+    async def start(self, within: float = 60.0) -> None:
+        self.process = await self._spawn()
         assert self.process.stdout is not None
         line = await asyncio.wait_for(self.process.stdout.readline(), within)
         if line.strip() != b"ready":
@@ -122,13 +139,66 @@ class Zygote:
                 await self.process.wait()
         with contextlib.suppress(OSError):
             os.unlink(self.path)
-            os.rmdir(os.path.dirname(self.path))
+        with contextlib.suppress(OSError):
+            os.rmdir(self.directory)
 
 
-async def start_kernel(name: str, cwd: Path, ready_within: float, zygote: Zygote | None = None) -> WarmKernel:
+FORKSERVER_INSIDE = "/run/nbp/forkserver.py"
+
+
+class SandboxZygote(Zygote):
+    """A zygote inside one user's sandbox: every kernel it forks sees that user's folder and nothing
+    else, in a PID namespace of its own, without capabilities, under the sandbox's limits."""
+
+    def __init__(self, sandbox: Sandbox, cpu_seconds: int | None) -> None:
+        super().__init__()
+        self.sandbox = replace(
+            sandbox,
+            packages=("nbp",),  # nbp.record, for notebooks
+            read_only={FORKSERVER_INSIDE: Path(__file__).with_name("forkserver.py")},
+            nested_namespaces=True,
+            env={**sandbox.env, "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
+        )
+        self.cpu_seconds = cpu_seconds
+        self._prepared: Prepared | None = None
+
+    @property
+    def home(self) -> tuple[Path, PurePosixPath]:
+        return Path(os.path.realpath(self.sandbox.folder)), PurePosixPath(self.sandbox.home)
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        # The executor listens (the stand-ins connect from outside); the zygote accepts inside.
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            server.bind(self.path)
+            argv = [sys.executable, FORKSERVER_INSIDE, "serve", "--fd", str(server.fileno()), "--confine"]
+            if self.cpu_seconds is not None:
+                argv += ["--cpu-seconds", str(self.cpu_seconds)]
+            self._prepared = prepare(self.sandbox, argv)
+            return await spawn(self._prepared, stdout=asyncio.subprocess.PIPE, pass_fds=(server.fileno(),))
+        finally:
+            server.close()
+
+    async def close(self) -> None:
+        await super().close()
+        if self._prepared is not None:
+            self._prepared.close()
+            self._prepared = None
+
+
+async def start_kernel(
+    name: str, cwd: Path, ready_within: float, zygote: Zygote | None = None, strict: bool = False
+) -> WarmKernel:
+    """A started kernel; ``strict``: only one forked from ``zygote`` (a sandbox), never another kind."""
     km = AsyncKernelManager(kernel_name=name)
     if zygote is not None and zygote.serves(km.kernel_spec):
         km.kernel_spec.argv = zygote.argv()
+    elif strict:
+        raise KernelStartError(
+            f"kernel {name!r} cannot run in the sandbox: only Python kernels of the executor's own "
+            "interpreter are forked inside it"
+        )
+    home = zygote.home if isinstance(zygote, SandboxZygote) else None
     kc = None
     try:
         await km.start_kernel(env=kernel_environment(), cwd=str(cwd))
@@ -140,19 +210,25 @@ async def start_kernel(name: str, cwd: Path, ready_within: float, zygote: Zygote
         if isinstance(exc, Exception):
             raise KernelStartError(f"kernel {name!r} did not start: {exc}") from exc
         raise
-    return WarmKernel(name, km, kc)
+    return WarmKernel(name, km, kc, home)
 
 
 class KernelPool:
-    """``size`` started kernels per kernel name, refilled in the background as runs take them."""
+    """``size`` started kernels per kernel name, refilled in the background as runs take them.
+    ``strict``: every kernel comes from the zygote (a sandbox's), or none starts."""
 
-    def __init__(self, size: int, cwd: Path, start_timeout: float, fork: bool = True) -> None:
+    def __init__(
+        self, size: int, cwd: Path, start_timeout: float, zygote: Zygote | None, strict: bool = False
+    ) -> None:
         self.size = size
-        self.zygote: Zygote | None = Zygote() if fork else None
+        self.zygote: Zygote | None = zygote
+        self.strict = strict
+        self.failure: str | None = None
         self._zygote_task: asyncio.Task[None] | None = None
         self.cwd = cwd
         self.start_timeout = start_timeout
-        self._ready: dict[str, asyncio.Queue[WarmKernel]] = {}
+        # A strict pool hands a waiting run the error of a kernel that could not start.
+        self._ready: dict[str, asyncio.Queue[WarmKernel | KernelStartError]] = {}
         self._starting: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # kernels starting
         self._kills: set[asyncio.Task[None]] = set()  # used kernels being shut down
@@ -167,18 +243,28 @@ class KernelPool:
         assert self.zygote is not None
         try:
             await self.zygote.start(self.start_timeout)
-        except (KernelStartError, OSError, TimeoutError) as exc:
-            logger.error("kernel fork server unavailable (%s); kernels start as new interpreters", exc)
+        except Exception as exc:
             await self.zygote.close()
+            if self.strict:
+                self.failure = f"the sandbox did not start: {type(exc).__name__}: {exc}"
+                logger.error("%s", self.failure)
+                return
+            logger.error("kernel fork server unavailable (%s); kernels start as new interpreters", exc)
             self.zygote = None
 
     async def _ready_zygote(self) -> Zygote | None:
         if self._zygote_task is not None and not self._zygote_task.done():
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._zygote_task)
+        if self.failure is not None:
+            raise KernelStartError(self.failure)
         return self.zygote if self.zygote is not None and self.zygote.ready else None
 
-    def _queue(self, name: str) -> asyncio.Queue[WarmKernel]:
+    async def _start(self, name: str) -> WarmKernel:
+        zygote = await self._ready_zygote()
+        return await start_kernel(name, self.cwd, self.start_timeout, zygote, self.strict)
+
+    def _queue(self, name: str) -> asyncio.Queue[WarmKernel | KernelStartError]:
         return self._ready.setdefault(name, asyncio.Queue())
 
     def warm(self, name: str) -> None:
@@ -194,14 +280,17 @@ class KernelPool:
 
     async def _fill(self, name: str) -> None:
         try:
-            kernel = await start_kernel(name, self.cwd, self.start_timeout, await self._ready_zygote())
+            kernel = await self._start(name)
             if self._closed:
                 await kernel.kill()
                 return
             self._queue(name).put_nowait(kernel)
         except KernelStartError as exc:
             logger.error("warm kernel: %s", exc)
-            await asyncio.sleep(1.0)  # do not spin on a broken kernel spec
+            if self.strict:
+                self._queue(name).put_nowait(exc)
+            else:
+                await asyncio.sleep(1.0)  # do not spin on a broken kernel spec
         finally:
             self._starting[name] -= 1
 
@@ -211,9 +300,17 @@ class KernelPool:
         while True:
             self.warm(name)
             if self.size == 0:
-                kernel = await start_kernel(name, self.cwd, self.start_timeout, await self._ready_zygote())
+                kernel = await self._start(name)
             else:
-                kernel = await queue.get()
+                if self.failure is not None:
+                    raise KernelStartError(self.failure)
+                item = await queue.get()
+                if isinstance(item, KernelStartError):
+                    if self.failure is not None:
+                        raise item
+                    kernel = await self._start(name)  # once more, now: the cause may have passed
+                else:
+                    kernel = item
             self.warm(name)
             if await kernel.is_alive():
                 return kernel
@@ -233,7 +330,9 @@ class KernelPool:
         kernels: list[WarmKernel] = []
         for queue in self._ready.values():
             while not queue.empty():
-                kernels.append(queue.get_nowait())
+                item = queue.get_nowait()
+                if isinstance(item, WarmKernel):
+                    kernels.append(item)
         await asyncio.gather(*(k.kill() for k in kernels), return_exceptions=True)
         await asyncio.gather(*self._tasks, *self._kills, return_exceptions=True)
         if self._zygote_task is not None and not self._zygote_task.done():

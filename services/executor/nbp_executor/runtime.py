@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,10 +18,10 @@ from nbp_common.db import Database
 from nbp_common.settings import Settings
 
 from nbp_executor.clients import Registry, build_http_client
-from nbp_executor.kernels import KernelPool
 from nbp_executor.notifications.delivery import Deliverer
 from nbp_executor.notifications.settings import NotifySettings, SmtpSettings
 from nbp_executor.relay import Relay
+from nbp_executor.runners import Runner, build_runner
 from nbp_executor.schedules.firing import Scheduler
 from nbp_executor.schedules.settings import SchedulerSettings
 from nbp_executor.settings import ExecutorSettings, process_identity
@@ -37,7 +38,7 @@ class ExecutorRuntime:
     http: httpx.AsyncClient
     registry: Registry
     notifications: Notifications
-    pool: KernelPool
+    runner: Runner
     workers: list[Worker] = field(default_factory=list)
 
 
@@ -46,8 +47,19 @@ def get_runtime(request: Request) -> ExecutorRuntime:
     return runtime
 
 
+PR_SET_DUMPABLE = 4
+
+
+def make_undumpable() -> None:
+    """Defence in depth behind the sandbox: no process of the executor's user may read this one's
+    memory or ``/proc/<pid>/environ`` (nor attach a debugger to it)."""
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        logger.warning("could not mark the executor non-dumpable (errno %d)", ctypes.get_errno())
+
+
 @asynccontextmanager
 async def executor_runtime(app: FastAPI) -> AsyncIterator[None]:
+    make_undumpable()
     settings = ExecutorSettings()
     common: Settings = app.state.settings
     database: Database = app.state.database
@@ -55,29 +67,24 @@ async def executor_runtime(app: FastAPI) -> AsyncIterator[None]:
     # With Keycloak, calls to the registry and the history carry the executor's own token (client
     # credentials); missing credentials stop the start-up here, not at the first run.
     auth = AuthSettings()
+    runner = build_runner(settings, auth)  # a runner that may not run here stops the start-up too
     tokens = ServiceTokenProvider.from_settings(auth) if auth.auth == "keycloak" else None
     http = build_http_client(settings, auth=tokens)
     notifications = Notifications(
         common.sqlalchemy_url.set(drivername="postgresql").render_as_string(hide_password=False)
     )
     await notifications.start()
-    pool = KernelPool(
-        settings.kernel_pool_size,
-        settings.workspace.resolve(),
-        settings.executor_kernel_start_timeout,
-        fork=settings.executor_fork_kernels,
-    )
     if settings.executor_workers:
-        pool.start()
+        runner.start()
     runtime = ExecutorRuntime(
-        settings, database, http, Registry(http, settings.registry_url), notifications, pool
+        settings, database, http, Registry(http, settings.registry_url), notifications, runner
     )
     app.state.executor = runtime
-    ctx = Context(settings, database.sessionmaker, notifications, pool)
+    ctx = Context(settings, database.sessionmaker, notifications, runner)
     tasks: list[asyncio.Task[None]] = []
     identity = process_identity()
     if settings.executor_workers:
-        pool.warm(settings.executor_default_kernel)
+        runner.warm(settings.executor_default_kernel)
     for n in range(settings.executor_workers):
         worker = Worker(ctx, f"{identity}:{n}")
         runtime.workers.append(worker)
@@ -100,9 +107,10 @@ async def executor_runtime(app: FastAPI) -> AsyncIterator[None]:
     deliverer = Deliverer(database.sessionmaker, notifications, NotifySettings(), SmtpSettings())
     tasks.append(asyncio.create_task(deliverer.run(), name="nbp-notifications"))
     logger.info(
-        "executor %s: %d worker(s), %d warm kernel(s) per kernel name, workspace %s",
+        "executor %s: %d worker(s), runner %s, %d warm kernel(s) per kernel name, workspace %s",
         identity,
         settings.executor_workers,
+        runner.name,
         settings.kernel_pool_size,
         settings.workspace.resolve(),
     )
@@ -114,7 +122,7 @@ async def executor_runtime(app: FastAPI) -> AsyncIterator[None]:
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
-        await pool.close()
+        await runner.close()
         await deliverer.aclose()
         await notifications.close()
         await http.aclose()

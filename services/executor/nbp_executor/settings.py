@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+RunnerName = Literal["sandbox", "trusted"]
 
 
 class ExecutorSettings(BaseSettings):
@@ -18,6 +21,17 @@ class ExecutorSettings(BaseSettings):
     registry_url: str = "http://127.0.0.1:8002"
     history_url: str = "http://127.0.0.1:8002"
     http_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # Where kernels run (see nbp_executor.runners): each in its owner's sandbox, or trusted (inside
+    # the executor, a single-user machine only: refused under Keycloak unless explicitly allowed).
+    executor_runner: RunnerName = "sandbox"
+    executor_allow_trusted: bool = False
+    # The sandbox's limits: memory (address space of each process), CPU time of each kernel,
+    # processes of a user's sandbox; and how long a user's idle sandbox (its warm zygote) is kept.
+    executor_sandbox_memory_mb: int = Field(default=4096, ge=256)
+    executor_sandbox_cpu_seconds: int | None = Field(default=3600, ge=1)
+    executor_sandbox_processes: int = Field(default=256, ge=16)
+    executor_sandbox_idle_seconds: float = Field(default=600.0, gt=0)
 
     executor_workers: int = Field(default=2, ge=0, le=64)
     executor_max_attempts: int = Field(default=1, ge=1, le=100)

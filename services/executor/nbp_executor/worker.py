@@ -10,17 +10,21 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nbp_common.sandbox import SandboxUnavailable
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from nbp_executor import jobs, signals
 from nbp_executor.engine import CellTimeoutError, DeadKernelError, NotebookRun, Outcome
-from nbp_executor.kernels import KernelPool, KernelStartError, WarmKernel
+from nbp_executor.kernels import KernelStartError, WarmKernel
 from nbp_executor.models import Job
+from nbp_executor.runners import Runner
 from nbp_executor.settings import ExecutorSettings
 from nbp_executor.signals import Notifications, Signal
 from nbp_executor.workspace import user_folder
 
 logger = logging.getLogger("nbp.executor.worker")
+
+MEMORY_ERRORS = ("MemoryError", "_ArrayMemoryError")  # Python's, numpy's
 
 
 @dataclass
@@ -28,7 +32,7 @@ class Context:
     settings: ExecutorSettings
     sessionmaker: async_sessionmaker[AsyncSession]
     notifications: Notifications
-    pool: KernelPool
+    runner: Runner
 
 
 class LeaseLost(RuntimeError):
@@ -101,6 +105,9 @@ class Worker:
         )
         lease = _Lease()
         keeper = asyncio.create_task(self._keep_lease(job, run, lease))
+        # The run's time counts from its claim: a kernel still starting (a user's first run starts
+        # their sandbox) is part of it, and so is a cancel that arrives meanwhile.
+        deadline = asyncio.get_running_loop().time() + job.timeout_seconds
         try:
             try:
                 await run.prepare()
@@ -108,18 +115,25 @@ class Worker:
                 await self._finish(job, Outcome("failed", f"the notebook could not be prepared: {exc}"), None)
                 return
             try:
-                kernel = await self.ctx.pool.take(job.kernel_name)
-            except KernelStartError as exc:
+                taken = await self._take_kernel(job, run, lease, deadline)
+            except (KernelStartError, SandboxUnavailable) as exc:
                 await self._finish(job, Outcome("failed", str(exc)), run)
                 return
+            except LeaseLost:
+                logger.warning("run %s: lease lost; another executor owns it now", job.id)
+                return
+            if isinstance(taken, Outcome):
+                await self._finish(job, taken, run)
+                return
+            kernel = taken
             try:
-                outcome = await self._watch(job, run, kernel, lease)
+                outcome = await self._watch(job, run, kernel, lease, deadline)
             except LeaseLost:
                 logger.warning("run %s: lease lost; another executor owns it now", job.id)
                 return
             finally:
-                self.ctx.pool.discard(kernel)  # one kernel, one run
-            await self._finish(job, outcome, run)
+                self.ctx.runner.discard(kernel)  # one kernel, one run
+            await self._finish(job, self._name_the_limit(outcome), run)
         finally:
             keeper.cancel()
             with contextlib.suppress(BaseException):
@@ -164,12 +178,44 @@ class Worker:
         done = await jobs.finish(self.ctx.sessionmaker, job.id, self.identity, outcome, progress)
         logger.info("run %s: %s%s", job.id, outcome.status, "" if done else " (not recorded: lease lost)")
 
-    async def _watch(self, job: Job, run: NotebookRun, kernel: WarmKernel, lease: _Lease) -> Outcome:
+    async def _take_kernel(
+        self, job: Job, run: NotebookRun, lease: _Lease, deadline: float
+    ) -> WarmKernel | Outcome:
+        """A kernel for the run, or how the run ended while one was starting (cancel, timeout)."""
+        loop = asyncio.get_running_loop()
+        take = asyncio.create_task(self.ctx.runner.take(job.kernel_name, job.username))
+        waiters = [asyncio.ensure_future(lease.cancel.wait()), asyncio.ensure_future(lease.lost.wait())]
+        try:
+            await asyncio.wait(
+                [take, *waiters],
+                timeout=max(0.0, deadline - loop.time()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        if take.done():
+            return take.result()
+        take.cancel()
+        with contextlib.suppress(BaseException):
+            self.ctx.runner.discard(await take)  # it was ready at that very moment: one kernel, one run
+        if lease.lost.is_set():
+            raise LeaseLost()
+        if lease.cancel.is_set():
+            return await run.finish("cancelled", None, "cancelled on request")
+        return await run.finish(
+            "timed_out",
+            TimeoutError(f"the run exceeded {job.timeout_seconds} s"),
+            f"timed out: the run took longer than its {job.timeout_seconds} s limit",
+        )
+
+    async def _watch(
+        self, job: Job, run: NotebookRun, kernel: WarmKernel, lease: _Lease, deadline: float
+    ) -> Outcome:
         """Run the cells in a task and watch it: cancel (interrupt, then kill), timeout, lost lease."""
         settings = self.ctx.settings
         task = asyncio.create_task(run.execute(kernel))
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + job.timeout_seconds
         interrupted_at: float | None = None
         stop_reason: str | None = None  # "cancelled" | "timed_out" | "lease"
         waiters = [asyncio.ensure_future(lease.cancel.wait()), asyncio.ensure_future(lease.lost.wait())]
@@ -235,6 +281,22 @@ class Worker:
             return await run.finish("failed", exc, f"the run failed: {type(exc).__name__}: {exc}")
         return await run.finish("completed")
 
+    def _name_the_limit(self, outcome: Outcome) -> Outcome:
+        """A run stopped by one of the sandbox's limits says which (the cell's error stays recorded)."""
+        limits = self.ctx.runner.limits
+        error = outcome.error
+        if limits is None or outcome.status != "failed" or error is None or error.ename is None:
+            return outcome
+        described = limits.describe()
+        if error.ename in MEMORY_ERRORS and "memory" in described:
+            limit = described["memory"]
+        elif error.ename == "BlockingIOError" and "processes" in described:
+            limit = described["processes"]  # fork/clone: EAGAIN at the process limit
+        else:
+            return outcome
+        outcome.error_message = f"the run reached its {limit}: {outcome.error_message}"
+        return outcome
+
     async def _death_reason(self, kernel: WarmKernel) -> str:
         code = None
         with contextlib.suppress(Exception):
@@ -245,6 +307,9 @@ class Worker:
             import signal as _signal
 
             name = _signal.Signals(-code).name if -code in _signal.Signals._value2member_map_ else str(-code)
+            limits = self.ctx.runner.limits
+            if name == "SIGXCPU" and limits is not None and limits.cpu_seconds is not None:
+                return f"kernel died: the run reached its {limits.describe()['cpu']}"
             hint = " (out of memory?)" if name == "SIGKILL" else ""
             return f"kernel died: killed by {name}{hint}"
         if code is not None:

@@ -203,7 +203,10 @@ async def test_wait_false_answers_202_at_once(platform: Platform, notebook: Note
 
 
 async def test_each_run_gets_a_fresh_kernel(platform: Platform, notebook: Notebook) -> None:
-    notebook(platform.user("fresh") / "pid.ipynb", "import os, nbp\nnbp.record('pid', os.getpid())\nleak = 1")
+    notebook(
+        platform.user("fresh") / "pid.ipynb",
+        "import os, nbp\nnbp.record('pid', int(os.readlink('/proc/self')))\nleak = 1",
+    )
     notebook(platform.user("fresh") / "leak.ipynb", "import nbp\nnbp.record('leaked', 'leak' in globals())")
     pids = set()
     for _ in range(3):

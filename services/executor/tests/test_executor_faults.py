@@ -106,13 +106,13 @@ async def test_kill_9_mid_run_is_retried_or_failed_never_left_running(
     async with cluster(
         database_url, tmp_path, NBP_EXECUTOR_WORKERS="1", NBP_EXECUTOR_MAX_ATTEMPTS=str(max_attempts)
     ) as running:
-        ledger = tmp_path / "ledger.txt"
         folder = running.workspace / "kim"
+        ledger = folder / "ledger.txt"  # in the owner's folder: all a sandboxed run can write to
         # The first attempt appends and then sleeps (to be killed); a second one appends and ends.
         notebook(
             folder / "crash.ipynb",
-            f"import time\nwith open({str(ledger)!r}, 'a') as f:\n    f.write('attempt\\n')\n"
-            f"if len(open({str(ledger)!r}).readlines()) == 1:\n    time.sleep(120)",
+            "import time\nwith open('ledger.txt', 'a') as f:\n    f.write('attempt\\n')\n"
+            "if len(open('ledger.txt').readlines()) == 1:\n    time.sleep(120)",
         )
         first = running.executor()
         await first.start()
@@ -210,10 +210,10 @@ async def test_300_submissions_from_30_clients_to_2_executors_run_exactly_once(
     database_url: URL, tmp_path: Path, notebook: Notebook
 ) -> None:
     async with cluster(database_url, tmp_path, NBP_EXECUTOR_WORKERS="2") as running:
-        ledger = tmp_path / "ledger.txt"
+        ledger = running.workspace / "load" / "ledger.txt"
         notebook(
             running.workspace / "load" / "append.ipynb",
-            f"with open({str(ledger)!r}, 'a') as f:\n    f.write(token + '\\n')",
+            "with open('ledger.txt', 'a') as f:\n    f.write(token + '\\n')",
             parameters="token = ''",
         )
         executors = [running.executor(), running.executor()]

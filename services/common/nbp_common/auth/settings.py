@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from nbp_common.settings import read_secret_file
 
 # Asymmetric signatures only: a service holds no signing secret, so nothing a service knows can forge a
 # token. "none" and the HMAC family (HS256/384/512, whose "key" would be whatever the verifier is given)
@@ -55,6 +58,8 @@ class AuthSettings(BaseSettings):
     oidc_token_url: str | None = None
     service_client_id: str | None = None
     service_client_secret: SecretStr | None = None
+    # The secret from a file instead (NBP_SERVICE_CLIENT_SECRET_FILE), kept out of the environment.
+    service_client_secret_file: Path | None = None
 
     @field_validator("oidc_algorithms", mode="before")
     @classmethod
@@ -80,6 +85,14 @@ class AuthSettings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _secret_from_file(self) -> AuthSettings:
+        if self.service_client_secret_file is not None and self.service_client_secret is None:
+            self.service_client_secret = SecretStr(
+                read_secret_file(self.service_client_secret_file, "NBP_SERVICE_CLIENT_SECRET_FILE")
+            )
+        return self
 
     @model_validator(mode="after")
     def _issuer_when_checking(self) -> AuthSettings:
