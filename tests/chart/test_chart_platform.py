@@ -150,6 +150,9 @@ def test_service_environment_contract(default: list[dict[str, Any]]) -> None:
         "key": "nbp-executor",
     }
     assert executor["NBP_EXECUTOR_WORKERS"] == "2"
+    # Until the kubernetes runner: kernels inside the executor pod, allowed explicitly (never a default).
+    assert executor["NBP_EXECUTOR_RUNNER"] == "trusted"
+    assert executor["NBP_EXECUTOR_ALLOW_TRUSTED"] == "true"
     registry = env_map(main_container(default, "registry"))
     assert registry["NBP_OPENAPI_PEERS"] == (
         f"http://{RELEASE}-executor.{svc}/openapi.json,http://{RELEASE}-history.{svc}/openapi.json"
