@@ -171,11 +171,13 @@ async def release(
         job = await session.get(Job, job_id, with_for_update=True)
         if job is None or job.status != "running" or job.lease_owner != worker:
             return
-        _requeue_or_fail(job, reason)
+        requeue_or_fail(job, reason)
         await record_transition(session, job)
 
 
-def _requeue_or_fail(job: Job, reason: str) -> None:
+def requeue_or_fail(job: Job, reason: str) -> None:
+    """The rule for a run whose executor stopped: cancelled if asked, retried while attempts are left,
+    else failed with ``reason``."""
     job.lease_owner = None
     job.lease_expires_at = None
     if job.cancel_requested:
@@ -208,7 +210,7 @@ async def reap(sessionmaker: async_sessionmaker[AsyncSession], limit: int = 100)
             )
         ).all()
         for job in jobs:
-            _requeue_or_fail(job, EXECUTOR_LOST)
+            requeue_or_fail(job, EXECUTOR_LOST)
             await record_transition(session, job)
         return len(jobs)
 
