@@ -4,6 +4,7 @@ run gets, and what happens to a run whose executor stopped."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from nbp_common.errors import Forbidden, Invalid
@@ -53,7 +54,7 @@ def test_a_username_that_is_not_one_is_refused(folders: Path) -> None:
     assert rules(caught.value) == [("username", "pattern")]
 
 
-DEFINITIONS = [
+DEFINITIONS: list[dict[str, Any]] = [
     {"param_name": "alpha", "param_type": "float", "default_value": 0.5, "validation_rules": {"max": 1}},
     {"param_name": "label", "param_type": "str", "required": True},
     {"param_name": "note", "param_type": "str"},
