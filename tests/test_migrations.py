@@ -45,6 +45,10 @@ async def test_upgrade_from_empty_and_downgrade_to_base(
         "notebook_executions",
         "execution_results",
         "processed_events",
+        "execution_rollups_hourly",
+        "execution_rollups_daily",
+        "execution_rollups_retired",
+        "retention_policies",
     }
 
     for spec in service_specs:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -32,6 +32,16 @@ LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
 @dataclass(frozen=True)
+class ServiceCommand:
+    """A command of a service's command line beside serving and migrating (``nbp-<service> <name>``):
+    run against the service's database, which must be at the migration head; it says what it did."""
+
+    name: str
+    help: str
+    run: Callable[[Settings], Coroutine[Any, Any, str]]
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     """What makes a service itself; everything else about its app is shared."""
 
@@ -43,6 +53,7 @@ class ServiceSpec:
     default_port: int = 8000
     # Background work that lives as long as the app (the executor's workers, its outbox relay).
     lifespan_hooks: Sequence[LifespanHook] = field(default_factory=tuple)
+    commands: Sequence[ServiceCommand] = ()
 
 
 # Error answers documented once for every operation, so clients see the shared shape.

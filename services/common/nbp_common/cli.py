@@ -1,4 +1,5 @@
-"""The command line every service image runs: ``nbp-<service> serve|migrate|downgrade|current``."""
+"""The command line every service image runs: ``nbp-<service> serve|migrate|downgrade|current``, and the
+service's own commands."""
 
 from __future__ import annotations
 
@@ -61,6 +62,9 @@ def run_cli(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
     down = commands.add_parser("downgrade", help="downgrade the service's schema (base removes its tables)")
     down.add_argument("revision")
     commands.add_parser("current", help="print the schema's revision and the code's head")
+    own = {command.name: command for command in spec.commands}
+    for command in spec.commands:
+        commands.add_parser(command.name, help=command.help)
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -73,6 +77,9 @@ def run_cli(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
     elif args.command == "current":
         problems = asyncio.run(_schema_state(settings, [tree]))
         print(problems[0] if problems else f"{tree.schema}: at head {migrations.head_revision(tree)}")
+    elif args.command in own:
+        ensure_schemas_at_head(settings, [spec])
+        print(asyncio.run(own[args.command].run(settings)))
     else:
         refuse_unchecked_remote_bind(args.host)
         ensure_schemas_at_head(settings, [spec])

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from nbp_common.db import schema_metadata
-from nbp_common.events import STATUS_CHECK
+from nbp_common.events import STATUS_CHECK, TERMINAL
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -25,9 +25,11 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
 
 SCHEMA = "history"
+LIVE_CONDITION = "status IN ('queued', 'running')"
+ENDED_CONDITION = "status IN (" + ", ".join(f"'{s.value}'" for s in sorted(TERMINAL)) + ")"
 
 
 class Base(DeclarativeBase):
@@ -38,11 +40,18 @@ class Execution(Base):
     __tablename__ = "notebook_executions"
     __table_args__ = (
         CheckConstraint(STATUS_CHECK, name="status_known"),
-        # The list queries: newest first, by user, by notebook, or all.
-        Index("ix_notebook_executions_username_queued_at", "username", text("queued_at DESC")),
-        Index("ix_notebook_executions_notebook_id_queued_at", "notebook_id", text("queued_at DESC")),
-        Index("ix_notebook_executions_queued_at", text("queued_at DESC")),
-        Index(None, "status"),
+        # Kept at intake (a worker's clock may lag the database's): a run starts after it is queued, so a
+        # filter on started_at bounds queued_at too, and the pages of old runs are index ranges.
+        CheckConstraint("started_at >= queued_at", name="started_after_queued"),
+        # Lists are newest first by (queued_at, id), alone or after one equality filter; a keyset page
+        # is a range of one of these, scanned backwards.
+        Index("ix_notebook_executions_queued_at_id", "queued_at", "id"),
+        Index("ix_notebook_executions_username_queued_at_id", "username", "queued_at", "id"),
+        Index("ix_notebook_executions_notebook_id_queued_at_id", "notebook_id", "queued_at", "id"),
+        Index("ix_notebook_executions_status_queued_at_id", "status", "queued_at", "id"),
+        Index("ix_notebook_executions_started_at_id", "started_at", "id"),
+        # The runs not yet ended, which the rollups do not hold (stats count them here).
+        Index("ix_notebook_executions_live", "queued_at", postgresql_where=text(LIVE_CONDITION)),
         Index(
             "ix_notebook_executions_schedule_id_fire_time",
             "schedule_id",
@@ -67,7 +76,9 @@ class Execution(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TIMESTAMP(timezone=True), server_default=func.now())
     # What a production record adds to the seed's columns.
-    queued_at: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
+    # When the run was submitted; the record's place in every list. An event without one (none of
+    # the executor's) gives its start, else its own time.
+    queued_at: Mapped[datetime] = mapped_column(TIMESTAMP(timezone=True))
     attempt: Mapped[int] = mapped_column(Integer, server_default="1")
     kernel_name: Mapped[str | None] = mapped_column(String(255))
     worker: Mapped[str | None] = mapped_column(String(255))
@@ -122,3 +133,74 @@ class ProcessedEvent(Base):
     status: Mapped[str] = mapped_column(String(16))
     outcome: Mapped[str] = mapped_column(String(16))
     received_at: Mapped[datetime] = mapped_column(TIMESTAMP(timezone=True), server_default=func.now())
+
+
+class _Rollup:
+    """Ended runs counted per period (UTC), notebook, user and status. A run is added once, when its
+    record reaches an ending (an ended record never changes again), in the transaction that records it.
+
+    ``duration_histogram`` maps a bucket (``"17"``) to the number of runs whose
+    ``execution_time_seconds`` fall in it (``nbp_history.rollups.histogram``): only the buckets seen."""
+
+    period_start: Mapped[datetime] = mapped_column(TIMESTAMP(timezone=True))
+    notebook_id: Mapped[int | None] = mapped_column(BigInteger)
+    username: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    # The latest name seen: a renamed notebook keeps one row per period.
+    notebook_name: Mapped[str | None] = mapped_column(String(255))
+    runs: Mapped[int] = mapped_column(BigInteger)
+    timed_runs: Mapped[int] = mapped_column(BigInteger)
+    execution_time_sum: Mapped[float] = mapped_column(Double)
+    duration_histogram: Mapped[dict[str, int]] = mapped_column(JSONB)
+
+    @declared_attr.directive
+    @classmethod
+    def __table_args__(cls) -> tuple[Any, ...]:
+        table = cls.__tablename__  # type: ignore[attr-defined]
+        return (
+            CheckConstraint(
+                f"status IN ({', '.join(repr(s.value) for s in sorted(TERMINAL))})", name="ended"
+            ),
+            Index(
+                f"ix_{table}_key",
+                "period_start",
+                "notebook_id",
+                "username",
+                "status",
+                unique=True,
+                postgresql_nulls_not_distinct=True,
+            ),
+        )
+
+
+class HourlyRollup(_Rollup, Base):
+    __tablename__ = "execution_rollups_hourly"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+
+
+class DailyRollup(_Rollup, Base):
+    __tablename__ = "execution_rollups_daily"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+
+
+class RetiredRollup(_Rollup, Base):
+    """What retention removed from the runs table, per hour: the hourly rollups are always the runs'
+    aggregate plus this, which is how ``rebuild-rollups`` keeps the totals of runs no longer kept."""
+
+    __tablename__ = "execution_rollups_retired"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+
+
+class RetentionPolicy(Base):
+    """A notebook's own retention, overriding the platform's (``NBP_HISTORY_RETENTION_DAYS``)."""
+
+    __tablename__ = "retention_policies"
+
+    notebook_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    retention_days: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(
+        TIMESTAMP(timezone=True), server_default=func.now(), onupdate=func.now()
+    )

@@ -1,4 +1,4 @@
-"""The history's API models."""
+"""The record's API models."""
 
 from __future__ import annotations
 
@@ -39,25 +39,3 @@ class EventOutcome(BaseModel):
     outcome: Literal["applied", "stale", "duplicate"] = Field(
         description="applied: the record changed; stale: an older state, ignored; duplicate: seen before."
     )
-
-
-class NotebookStats(BaseModel):
-    notebook_id: int | None
-    notebook_name: str | None
-    total: int
-    completed: int
-    failed: int
-    success_rate: float | None
-    p50_duration_seconds: float | None
-    p95_duration_seconds: float | None
-
-
-class ExecutionStats(BaseModel):
-    since: datetime
-    until: datetime
-    total: int
-    by_status: dict[str, int]
-    success_rate: float | None = Field(
-        description="completed / finished runs in the window; null if none finished"
-    )
-    notebooks: list[NotebookStats]

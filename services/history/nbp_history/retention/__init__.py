@@ -1,0 +1,1 @@
+"""Retention: ended runs removed after N days (platform-wide, or per notebook), their totals kept."""

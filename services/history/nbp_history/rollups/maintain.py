@@ -1,0 +1,138 @@
+"""Keeping the rollups: one ended run added at intake, and the whole of them rebuilt from the runs table.
+
+Invariant: the hourly rollups are the aggregate of the ended runs in the runs table plus what retention
+removed (``execution_rollups_retired``); the daily rollups are the hourly ones summed per day."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nbp_history.models import ENDED_CONDITION, SCHEMA, DailyRollup, Execution, HourlyRollup, RetiredRollup
+from nbp_history.rollups.histogram import bucket_sql
+
+RUNS, HOURLY, DAILY, RETIRED = (
+    f"{SCHEMA}.{model.__tablename__}" for model in (Execution, HourlyRollup, DailyRollup, RetiredRollup)
+)
+KEY = "period_start, notebook_id, username, status"
+COLUMNS = f"{KEY}, notebook_name, runs, timed_runs, execution_time_sum, duration_histogram"
+
+
+def _merge_histograms(left: str, right: str) -> str:
+    """SQL: the bucket-wise sum of two histograms."""
+    both = f"SELECT * FROM jsonb_each_text({left}) UNION ALL SELECT * FROM jsonb_each_text({right})"
+    return (
+        "(SELECT coalesce(jsonb_object_agg(bucket, n), '{}') FROM"
+        f" (SELECT key AS bucket, sum(value::bigint) AS n FROM ({both}) AS both_ GROUP BY key) AS summed)"
+    )
+
+
+def _add_one(table: str, grain: str) -> Any:
+    return text(
+        f"INSERT INTO {table} AS r ({COLUMNS})"
+        f" SELECT date_trunc('{grain}', v.queued_at, 'UTC'), v.notebook_id, v.username, v.status,"
+        " v.notebook_name, 1, (v.seconds IS NOT NULL)::int, coalesce(v.seconds, 0),"
+        " CASE WHEN v.seconds IS NULL THEN '{}'::jsonb"
+        f" ELSE jsonb_build_object(({bucket_sql('v.seconds')})::text, 1) END"
+        " FROM (SELECT CAST(:queued_at AS timestamptz) AS queued_at,"
+        " CAST(:notebook_id AS bigint) AS notebook_id, CAST(:username AS text) AS username,"
+        " CAST(:status AS text) AS status,"
+        " CAST(:notebook_name AS text) AS notebook_name, CAST(:seconds AS double precision) AS seconds) AS v"
+        f" ON CONFLICT ({KEY}) DO UPDATE SET runs = r.runs + 1,"
+        " timed_runs = r.timed_runs + EXCLUDED.timed_runs,"
+        " execution_time_sum = r.execution_time_sum + EXCLUDED.execution_time_sum,"
+        " notebook_name = coalesce(EXCLUDED.notebook_name, r.notebook_name),"
+        f" duration_histogram = {_merge_histograms('r.duration_histogram', 'EXCLUDED.duration_histogram')}"
+    )
+
+
+_ADD_TO_HOUR = _add_one(HOURLY, "hour")
+_ADD_TO_DAY = _add_one(DAILY, "day")
+
+
+async def add_ended_run(session: AsyncSession, record: Execution) -> None:
+    """Count ``record``, which has just ended, in its hour and its day (in the caller's transaction).
+
+    Called once per run: an ended record is never changed again, and the intake applies a run's
+    events one at a time (duplicates and stale events change nothing)."""
+    values = {
+        "queued_at": record.queued_at,
+        "notebook_id": record.notebook_id,
+        "username": record.username,
+        "status": record.status,
+        "notebook_name": record.notebook_name,
+        "seconds": record.execution_time_seconds,
+    }
+    await session.execute(_ADD_TO_HOUR, values)
+    await session.execute(_ADD_TO_DAY, values)
+
+
+def _aggregate(source: str, grain: str) -> str:
+    """SQL: rollup rows of ``grain`` from rows with the rollup columns (``source``), summed per key."""
+    return f"""
+        WITH rows_ AS (
+            SELECT date_trunc('{grain}', period_start, 'UTC') AS period_start, notebook_id, username, status,
+                   notebook_name, runs, timed_runs, execution_time_sum, duration_histogram
+            FROM {source} AS source_
+        ), totals AS (
+            SELECT {KEY}, max(notebook_name) AS notebook_name, sum(runs) AS runs,
+                   sum(timed_runs) AS timed_runs, sum(execution_time_sum) AS execution_time_sum
+            FROM rows_ GROUP BY {KEY}
+        ), buckets AS (
+            SELECT {KEY}, jsonb_object_agg(bucket, n) AS duration_histogram
+            FROM (
+                SELECT {KEY}, h.key AS bucket, sum(h.value::bigint) AS n
+                FROM rows_ CROSS JOIN LATERAL jsonb_each_text(rows_.duration_histogram) AS h
+                GROUP BY {KEY}, h.key
+            ) AS per_bucket
+            GROUP BY {KEY}
+        )
+        SELECT {KEY}, totals.notebook_name, totals.runs, totals.timed_runs, totals.execution_time_sum,
+               coalesce(buckets.duration_histogram, '{{}}')
+        FROM totals LEFT JOIN buckets USING ({KEY})
+    """
+
+
+def ended_runs_as_rows(source: str) -> str:
+    """SQL: the ended runs of ``source`` (runs-shaped rows), one rollup-shaped row each."""
+    return f"""
+        SELECT queued_at AS period_start, notebook_id, username, status, notebook_name, 1 AS runs,
+               (execution_time_seconds IS NOT NULL)::int AS timed_runs,
+               coalesce(execution_time_seconds, 0) AS execution_time_sum,
+               CASE WHEN execution_time_seconds IS NULL THEN '{{}}'::jsonb
+                    ELSE jsonb_build_object(({bucket_sql("execution_time_seconds")})::text, 1) END
+                   AS duration_histogram
+        FROM {source} WHERE {ENDED_CONDITION}
+    """
+
+
+def add_rows(table: str, rows: str, grain: str = "hour") -> str:
+    """SQL: ``rows`` (rollup-shaped) summed per key of ``grain`` and added to ``table``."""
+    return (
+        f"INSERT INTO {table} AS r ({COLUMNS}) {_aggregate(f'({rows})', grain)}"
+        f" ON CONFLICT ({KEY}) DO UPDATE SET runs = r.runs + EXCLUDED.runs,"
+        " timed_runs = r.timed_runs + EXCLUDED.timed_runs,"
+        " execution_time_sum = r.execution_time_sum + EXCLUDED.execution_time_sum,"
+        " notebook_name = coalesce(EXCLUDED.notebook_name, r.notebook_name),"
+        f" duration_histogram = {_merge_histograms('r.duration_histogram', 'EXCLUDED.duration_histogram')}"
+    )
+
+
+# Filling empty rollups from the runs table and the retired totals: hours, then days from the hours.
+FILL_HOURLY = add_rows(HOURLY, f"{ended_runs_as_rows(RUNS)} UNION ALL SELECT {COLUMNS} FROM {RETIRED}")
+FILL_DAILY = add_rows(DAILY, f"SELECT {COLUMNS} FROM {HOURLY}", "day")
+
+
+async def rebuild(session: AsyncSession) -> tuple[int, int]:
+    """Recompute every rollup from the runs table and the retired totals, in one transaction; returns
+    the numbers of hourly and daily rows. Event intake waits meanwhile (seconds per million runs): an
+    event recorded during the rebuild would otherwise be counted twice or not at all."""
+    await session.execute(text(f"LOCK TABLE {HOURLY}, {DAILY} IN EXCLUSIVE MODE"))
+    await session.execute(text(f"DELETE FROM {HOURLY}"))
+    await session.execute(text(f"DELETE FROM {DAILY}"))
+    hourly = await session.execute(text(FILL_HOURLY))
+    daily = await session.execute(text(FILL_DAILY))
+    await session.commit()
+    return cast(CursorResult[Any], hourly).rowcount, cast(CursorResult[Any], daily).rowcount

@@ -1,0 +1,31 @@
+"""The stats' HTTP surface."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+from nbp_common.auth import Reader, owner_scope
+from nbp_common.db import AutocommitSessionDep
+
+from nbp_history.rollups.schemas import ExecutionStats
+from nbp_history.rollups.stats import stats
+from nbp_history.runs.routes import NotebookId, Username
+
+router = APIRouter(prefix="/db/executions", tags=["executions"])
+
+
+@router.get("/stats", response_model=ExecutionStats)
+async def execution_stats(
+    session: AutocommitSessionDep,
+    caller: Reader,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    username: Username = None,
+    notebook_id: NotebookId = None,
+) -> Any:
+    """Counts by status, success rate, and p50/p95 duration of completed runs per notebook, over a window
+    (default: the 7 days before `until`, which defaults to now), widened to whole hours. Read from the
+    rollups: as fast over a month of a million runs as over an hour."""
+    return await stats(session, since, until, username, notebook_id, owner_scope(caller))

@@ -1,0 +1,175 @@
+"""The rollups: each ended run counted once (duplicates, late and out-of-order events change nothing),
+stats read from them within their stated error, and a rebuild that lands on what intake kept."""
+
+import asyncio
+import math
+import random
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import httpx
+import pytest
+from nbp_common.testing import asyncpg_dsn
+from nbp_history.rollups.histogram import RELATIVE_ERROR
+from sqlalchemy.engine import URL
+
+NOW = datetime.now(UTC)
+ROLLUP_COLUMNS = (
+    "period_start, notebook_id, username, status, notebook_name, runs, timed_runs,"
+    " round(execution_time_sum::numeric, 6) AS execution_time_sum, duration_histogram"
+)
+
+
+def event(
+    execution_id: int, status: str, queued: datetime, seconds: float | None = None, **fields: object
+) -> dict:
+    body: dict = {
+        "event_id": str(uuid.uuid4()),
+        "execution_id": execution_id,
+        "status": status,
+        "occurred_at": queued.isoformat(),
+        "notebook_id": 1 + execution_id % 3,
+        "notebook_name": f"notebook {1 + execution_id % 3}",
+        "username": "alice" if execution_id % 2 else "bob",
+        "input_path": "nb.ipynb",
+        "queued_at": queued.isoformat(),
+        **fields,
+    }
+    if status != "queued":
+        body["started_at"] = (queued + timedelta(seconds=1)).isoformat()
+    if seconds is not None:
+        body["execution_time_seconds"] = seconds
+    return body
+
+
+async def send(history: httpx.AsyncClient, body: dict) -> str:
+    response = await history.post("/internal/events", json=body)
+    assert response.status_code == 200, response.text
+    return str(response.json()["outcome"])
+
+
+async def rollups(database_url: URL, table: str) -> list[dict]:
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        rows = await conn.fetch(f"SELECT {ROLLUP_COLUMNS} FROM history.{table} ORDER BY 1, 2, 3, 4")
+    finally:
+        await conn.close()
+    return [dict(row) for row in rows]
+
+
+async def test_a_run_is_counted_once_whatever_its_events_do(
+    history: httpx.AsyncClient, database_url: URL
+) -> None:
+    queued = NOW - timedelta(hours=2)
+    done = event(1, "completed", queued, 2.0)
+    assert await send(history, event(1, "queued", queued)) == "applied"
+    assert await send(history, done) == "applied"
+    assert await send(history, done) == "duplicate"
+    assert await send(history, event(1, "running", queued)) == "stale"
+    assert await send(history, event(1, "failed", queued, 9.0)) == "stale"
+    # Out of order: the ending first, its run's earlier states after it.
+    assert await send(history, event(2, "failed", queued, 4.0)) == "applied"
+    assert await send(history, event(2, "running", queued)) == "stale"
+    assert await send(history, event(2, "queued", queued)) == "stale"
+    # Concurrent copies of one ending.
+    copies = [event(3, "completed", queued, 1.0)] * 5
+    outcomes = await asyncio.gather(*(send(history, body) for body in copies))
+    assert sorted(outcomes) == ["applied"] + ["duplicate"] * 4
+
+    hourly = await rollups(database_url, "execution_rollups_hourly")
+    assert sum(row["runs"] for row in hourly) == 3
+    assert {(row["notebook_id"], row["status"], row["runs"]) for row in hourly} == {
+        (2, "completed", 1),
+        (3, "failed", 1),
+        (1, "completed", 1),
+    }
+    daily = await rollups(database_url, "execution_rollups_daily")
+    assert sum(row["runs"] for row in daily) == 3
+    stats = (await history.get("/db/executions/stats")).json()
+    assert stats["by_status"]["completed"] == 2
+    assert stats["by_status"]["failed"] == 1
+
+
+async def test_stats_match_the_runs_within_the_stated_error(history: httpx.AsyncClient) -> None:
+    generator = random.Random(7)
+    durations: dict[int, list[float]] = {1: [], 2: [], 3: []}
+    statuses = ["completed"] * 8 + ["failed", "timed_out", "cancelled", "running", "queued"]
+    by_status = dict.fromkeys(["queued", "running", "completed", "failed", "cancelled", "timed_out"], 0)
+    for execution_id in range(1, 241):
+        status = generator.choice(statuses)
+        seconds = generator.lognormvariate(1, 1.5) if status not in ("queued", "running") else None
+        # Spread over 5 days, across day and hour boundaries.
+        queued = NOW - timedelta(minutes=generator.uniform(1, 5 * 24 * 60))
+        await send(history, event(execution_id, status, queued, seconds))
+        by_status[status] += 1
+        if status == "completed":
+            durations[1 + execution_id % 3].append(seconds or 0.0)
+
+    stats = (await history.get("/db/executions/stats")).json()
+    assert stats["by_status"] == by_status
+    assert stats["total"] == 240
+    for notebook in stats["notebooks"]:
+        values = sorted(durations[notebook["notebook_id"]])
+        assert notebook["completed"] == len(values)
+        for fraction, key in ((0.5, "p50_duration_seconds"), (0.95, "p95_duration_seconds")):
+            exact = values[max(1, math.ceil(fraction * len(values))) - 1]
+            assert notebook[key] == pytest.approx(exact, rel=RELATIVE_ERROR), (notebook, fraction)
+
+
+async def test_the_stats_window_is_widened_to_whole_hours(history: httpx.AsyncClient) -> None:
+    hour = datetime(2026, 3, 4, 10, tzinfo=UTC)
+    await send(history, event(1, "completed", hour + timedelta(minutes=5), 1.0))
+    await send(history, event(2, "completed", hour + timedelta(minutes=55), 1.0))
+    await send(history, event(3, "completed", hour + timedelta(hours=1, minutes=5), 1.0))
+    since, until = hour + timedelta(minutes=30), hour + timedelta(minutes=40)
+    stats = (
+        await history.get(
+            "/db/executions/stats", params={"since": since.isoformat(), "until": until.isoformat()}
+        )
+    ).json()
+    assert (stats["since"], stats["until"]) == ("2026-03-04T10:00:00Z", "2026-03-04T11:00:00Z")
+    assert stats["total"] == 2
+    # Across days: whole days from the daily rollups, the edges from the hourly ones.
+    week = (
+        await history.get(
+            "/db/executions/stats",
+            params={
+                "since": (hour - timedelta(days=3, hours=5)).isoformat(),
+                "until": (hour + timedelta(days=2)).isoformat(),
+            },
+        )
+    ).json()
+    assert week["total"] == 3
+
+
+def rebuild(database_url: URL) -> str:
+    env = {"NBP_DATABASE_URL": database_url.render_as_string(hide_password=False), "NBP_LOG_JSON": "false"}
+    result = subprocess.run(
+        [sys.executable, "-c", "from nbp_history.main import cli; cli()", "rebuild-rollups"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+async def test_a_rebuild_lands_on_what_intake_kept(history: httpx.AsyncClient, database_url: URL) -> None:
+    generator = random.Random(11)
+    for execution_id in range(1, 121):
+        status = generator.choice(["completed", "completed", "failed", "cancelled", "running"])
+        queued = NOW - timedelta(minutes=generator.uniform(1, 3 * 24 * 60))
+        seconds = generator.choice([None, 0.0005, 0.002, 1.0, 2**0.5, 3600.0, 2e6])
+        await send(history, event(execution_id, status, queued, seconds if status != "running" else None))
+    hourly, daily = (
+        await rollups(database_url, "execution_rollups_hourly"),
+        await rollups(database_url, "execution_rollups_daily"),
+    )
+    assert hourly
+    assert "rollups rebuilt" in rebuild(database_url)
+    assert await rollups(database_url, "execution_rollups_hourly") == hourly
+    assert await rollups(database_url, "execution_rollups_daily") == daily
