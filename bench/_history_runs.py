@@ -3,7 +3,8 @@ would) by one INSERT ... SELECT: the history benchmark loads a million, its plan
 
 Shape: ``count`` runs queued evenly over the last ``days`` days; 100 notebooks, notebook n owned by user
 n % 25; 90% completed, 7% failed, 1% timed out, 1% cancelled, the newest 0.1% queued or running;
-durations spread over a few orders of magnitude, by notebook.
+each notebook's durations within +-50% of its own typical one,
+those spread from 1 s to over an hour.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ def insert_runs_sql(count: int, days: float) -> str:
         FROM (
             SELECT g, 1 + (g * 7919) % {NOTEBOOKS} AS nb,
                    now() - ({count} - g) * (interval '{days} days' / {count}) AS queued,
-                   (1 + (g * 7919) % 10) * (0.5 + ((g * 104729) % 1000) / 1000.0) * 2 ^ ((g * 7919) % 7)
-                       AS seconds,
+                   2 ^ ((g * 7919) % 13) * (0.5 + ((g * 104729) % 1000) / 1000.0) AS seconds,
                    CASE WHEN g > {count} - {count} / 2000 THEN 'queued'
                         WHEN g > {count} - {count} / 1000 THEN 'running'
                         WHEN g % 100 < 7 THEN 'failed'

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
+from sqlalchemy.util import memoized_property
+from sqlalchemy.util.queue import AsyncAdaptedQueue, QueueCommon
 
 from nbp_common.settings import Settings
+
+T = TypeVar("T")
 
 # Constraint names that Alembic can reproduce, so migrations and models never disagree about them.
 NAMING_CONVENTION = {
@@ -26,6 +33,60 @@ def schema_metadata(schema: str) -> MetaData:
     return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
 
 
+class FairQueue(asyncio.Queue[T]):
+    """A FIFO hand-off queue: an item put while someone waits goes straight to the longest waiter, and
+    nobody takes an item ahead of those already waiting.
+
+    ``asyncio.Queue`` (and SQLAlchemy's pool over it, which first tries ``get_nowait``) lets a newcomer
+    take a returned connection between the moment a waiter is woken and the moment it runs; the woken
+    waiter then queues again at the back. Under load some requests lose that race over and over: at 32
+    clients on a pool of 10, p50 14 ms but p99 ~1 s (issue 10). Handing the item over removes the race.
+    """
+
+    def put_nowait(self, item: T) -> None:
+        while self._getters:  # type: ignore[attr-defined]
+            getter: asyncio.Future[T] = self._getters.popleft()  # type: ignore[attr-defined]
+            if not getter.done():
+                getter.set_result(item)
+                return
+        super().put_nowait(item)
+
+    def _waited_for(self) -> bool:
+        return any(not getter.done() for getter in self._getters)  # type: ignore[attr-defined]
+
+    def get_nowait(self) -> T:
+        if self._waited_for():
+            raise asyncio.QueueEmpty
+        return super().get_nowait()
+
+    async def get(self) -> T:
+        if not self._waited_for() and not self.empty():
+            return super().get_nowait()
+        getter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._getters.append(getter)  # type: ignore[attr-defined]
+        try:
+            return await getter
+        except asyncio.CancelledError:
+            if getter.done() and not getter.cancelled():
+                self.put_nowait(getter.result())  # handed over, but this waiter gave up: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._getters.remove(getter)  # type: ignore[attr-defined]
+            raise
+
+
+class _FairAsyncAdaptedQueue(AsyncAdaptedQueue[T]):
+    @memoized_property
+    def _queue(self) -> asyncio.Queue[T]:
+        return FairQueue(maxsize=self.maxsize)
+
+
+class FairAsyncQueuePool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's asyncio pool, with connections handed to waiters first come, first served."""
+
+    _queue_class: type[QueueCommon[ConnectionPoolEntry]] = _FairAsyncAdaptedQueue
+
+
 class Database:
     """The engine and the two kinds of session every service uses.
 
@@ -38,6 +99,7 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.engine: AsyncEngine = create_async_engine(
             settings.sqlalchemy_url,
+            poolclass=FairAsyncQueuePool,
             pool_pre_ping=True,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,

@@ -75,15 +75,17 @@ async def stats(
             live = live.where(getattr(Execution, column) == value)
     rows = _rollup_rows(" AND ".join(conditions))
 
-    counts = await session.execute(
-        text(f"SELECT notebook_id, max(notebook_name), status, sum(runs) FROM ({rows}) AS r GROUP BY 1, 3"),
-        values,
-    )
-    histograms = await session.execute(
+    # One pass over the window's rollup rows: the counts per notebook and status, and the completed
+    # runs' duration buckets per notebook (status NULL).
+    completed = ExecutionStatus.COMPLETED.value
+    summed = await session.execute(
         text(
-            f"SELECT r.notebook_id, h.key::int, sum(h.value::bigint) FROM ({rows}) AS r"
+            f"WITH r AS ({rows})"
+            " SELECT notebook_id, max(notebook_name), status, NULL::int, sum(runs) FROM r GROUP BY 1, 3"
+            " UNION ALL"
+            " SELECT r.notebook_id, NULL, NULL, h.key::int, sum(h.value::bigint) FROM r"
             " CROSS JOIN LATERAL jsonb_each_text(r.duration_histogram) AS h"
-            f" WHERE r.status = '{ExecutionStatus.COMPLETED.value}' GROUP BY 1, 2"
+            f" WHERE r.status = '{completed}' GROUP BY 1, 4"
         ),
         values,
     )
@@ -91,12 +93,14 @@ async def stats(
 
     names: dict[int | None, str | None] = {}
     per_status: dict[int | None, dict[str, int]] = defaultdict(lambda: dict.fromkeys(STATUSES, 0))
-    for nb_id, name, status, n in [*counts.all(), *live_counts.all()]:
-        names[nb_id] = names.get(nb_id) or name
-        per_status[nb_id][status] += int(n)
     durations: dict[int | None, dict[int, int]] = defaultdict(dict)
-    for nb_id, bucket, n in histograms.all():
-        durations[nb_id][bucket] = int(n)
+    running = [(nb_id, name, status, None, n) for nb_id, name, status, n in live_counts.all()]
+    for nb_id, name, status, bucket, n in [*summed.all(), *running]:
+        if status is None:
+            durations[nb_id][bucket] = int(n)
+        else:
+            names[nb_id] = names.get(nb_id) or name
+            per_status[nb_id][status] += int(n)
 
     notebooks = [
         _notebook_stats(nb_id, names[nb_id], by, durations[nb_id]) for nb_id, by in per_status.items()
