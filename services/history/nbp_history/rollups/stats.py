@@ -58,8 +58,11 @@ async def stats(
     since = since or until - DEFAULT_WINDOW
     if since >= until:
         raise Invalid.field("since", "before_until", "since must be earlier than until")
-    since, until = _floor(since, HOUR), _ceil(until, HOUR)
-    day_from, day_to = _ceil(since, DAY), _floor(until, DAY)
+    try:
+        since, until = _floor(since, HOUR), _ceil(until, HOUR)
+        day_from, day_to = _ceil(since, DAY), _floor(until, DAY)
+    except OverflowError:
+        raise Invalid.field("until", "range", "the window must end before the year 9999") from None
     if day_from >= day_to:
         day_from = day_to = until
     window = {"since": since, "until": until, "day_from": day_from, "day_to": day_to}
