@@ -4,8 +4,8 @@ Every run gets a queued_at (its place in the lists) that never follows its start
 indexes become (filter, queued_at, id), built CONCURRENTLY so that the runs table stays writable; the
 rollups are filled from the runs already recorded.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-01
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 from nbp_history.rollups.maintain import FILL_DAILY, FILL_HOURLY
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
