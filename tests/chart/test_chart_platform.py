@@ -181,6 +181,26 @@ def test_executor_shares_the_workspace_with_jupyterhub(
     assert mount["readOnly"] is True
 
 
+def test_history_retention_purges_on_a_schedule_as_the_workspace_user(default: list[dict[str, Any]]) -> None:
+    cronjob = one(default, "CronJob", f"{RELEASE}-history-retention")
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["nbp-history", "purge-expired"]
+    env = env_map(container)
+    # The default keeps runs for ever: no platform-wide days unless values set them.
+    assert "NBP_HISTORY_RETENTION_DAYS" not in env
+    assert (env["NBP_HISTORY_RETENTION_BATCH"], env["NBP_WORKSPACE"]) == ("1000", "/workspace")
+    assert env["NBP_DB_PASSWORD"]["secretKeyRef"]["name"] == f"{RELEASE}-db-history"
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "workspace"]
+    assert mount["mountPath"] == "/workspace"
+    # It deletes users' output notebooks: as their user, like the executor that wrote them.
+    assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]) == (1000, 100)
+    policy = one(default, "NetworkPolicy", f"{RELEASE}-history-retention")
+    assert policy["spec"]["ingress"] == []
+    assert {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]} == {53, 5432}
+
+
 def test_network_policies_between_services(default: list[dict[str, Any]]) -> None:
     for name in SERVICES:
         policy = one(default, "NetworkPolicy", f"{RELEASE}-{name}")["spec"]
