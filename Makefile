@@ -9,7 +9,7 @@ help: ## This list
 include $(sort $(wildcard mk/*.mk))
 
 # Both run the command itself (exec, not `uv run`), so that Ctrl-C and SIGTERM reach it directly.
-dev: venv sandbox-tools ## The whole platform: Keycloak :8180, API :8002, Superset :8088 (NBP_*_PORT)
+dev: venv sandbox-tools hub-proxy ## The whole platform: Keycloak :8180, API :8002, JupyterHub :8000, Superset :8088 (NBP_*_PORT)
 	exec .venv/bin/nbp-platform
 
 api: venv sandbox-tools ## The API alone on http://127.0.0.1:8002, NBP_AUTH=none, loopback only (PostgreSQL in .nbp/)
@@ -20,7 +20,7 @@ migrate: venv ## Upgrade every service's schema (NBP_DATABASE_URL, or the parts 
 	$(UV) run --no-sync nbp-history migrate
 	$(UV) run --no-sync nbp-executor migrate
 
-test: venv sandbox-tools lint ## Install what is needed and run every test
+test: venv sandbox-tools hub-proxy lint ## Install what is needed and run every test
 	$(UV) run --no-sync pytest $(PYTEST_ARGS)
 
 bench: venv ## Benchmarks (not tests): ratios against named baselines

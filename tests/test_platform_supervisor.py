@@ -100,10 +100,11 @@ def test_make_dev_serves_every_part_and_leaves_nothing_running(
     processes = platform.processes()
     try:
         output = platform.log.read_text()
-        for name in ("API",):
+        for name in ("API", "HUB"):
             assert platform.url(name) in output, f"the {name} URL is printed"
         assert all(user in output for user in ("alice", "bob", "carol", "dana", "erin")), "dev users printed"
         assert httpx.get(f"{platform.url('API')}/ready", timeout=30).json()["status"] == "ready"
+        assert httpx.get(f"{platform.url('HUB')}/hub/health", timeout=30).status_code == 200
         assert httpx.get(f"{keycloak.issuer}/.well-known/openid-configuration", timeout=30).status_code == 200
         assert postmasters(state / "postgres"), "the embedded PostgreSQL runs"
         # The API verifies Keycloak's tokens: make dev is the platform as deployed, not NBP_AUTH=none.

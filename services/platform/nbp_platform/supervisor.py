@@ -1,7 +1,7 @@
 """``make dev`` (``nbp-platform``): the whole platform on this machine, and nothing left of it afterwards.
 
 Starts, in order: the embedded PostgreSQL (in this process), Keycloak (``scripts/keycloak.py``), the API
-(``nbp-dev``) and Superset (the command ``superset-auth/`` provides), waits for
+(``nbp-dev``), JupyterHub (``nbp-hub``) and Superset (the command ``superset-auth/`` provides), waits for
 each to answer, prints the URLs and the development users, and then watches them. Ctrl-C, SIGTERM or
 SIGHUP — or any part exiting — stops everything in reverse order.
 
@@ -181,6 +181,7 @@ class Supervisor:
         base = {key: value for key, value in os.environ.items() if not key.startswith("NBP_")}
         base["NBP_LOG_JSON"] = os.environ.get("NBP_LOG_JSON", "false")
         self._start(self._api(base))
+        self._start(self._hub(base))
         if self.superset_command:
             self._start(self._superset(base), timeout=1800)  # a first start installs Superset
 
@@ -201,6 +202,32 @@ class Supervisor:
         command = [str(self.bin / "nbp-dev"), "--port", str(self.ports["api"])]
         url = self._url("api")
         return Child("api", command, env, url, f"{url}/ready", self.run_dir / "api.log")
+
+    def _hub(self, base: dict[str, str]) -> Child:
+        assert self.postgres is not None
+        database = self.postgres.database_url("jupyterhub", driver="postgresql+psycopg2")
+        env = {
+            **base,
+            "NBP_HUB_PORT": str(self.ports["hub"]),
+            "NBP_HUB_API_PORT": str(self.ports["hub_api"]),
+            "NBP_HUB_PROXY_API_PORT": str(self.ports["hub_proxy_api"]),
+            "NBP_HUB_DATABASE_URL": database.render_as_string(hide_password=False),
+            "NBP_HUB_STATE_DIR": str(self.state / "hub"),
+            "NBP_WORKSPACE": str(self.state / "workspace"),
+            "NBP_API_URL": self._url("api"),
+            "NBP_OIDC_ISSUER": self.keycloak.ISSUER,
+            "NBP_JUPYTERHUB_CLIENT_SECRET": self.keycloak.settings()["NBP_JUPYTERHUB_CLIENT_SECRET"],
+            "NBP_CHP_PATH": str(self.repo / ".cache/chp/node_modules/.bin/configurable-http-proxy"),
+        }
+        url = self._url("hub")
+        return Child(
+            "jupyterhub",
+            [str(self.bin / "nbp-hub")],
+            env,
+            url,
+            f"{url}/hub/health",
+            self.run_dir / "jupyterhub.log",
+        )
 
     def _superset(self, base: dict[str, str]) -> Child:
         """Superset through the start command ``superset-auth/`` provides (its own environment)."""
@@ -270,6 +297,7 @@ class Supervisor:
         lines = [
             "",
             "notebook-platform is up (Ctrl-C stops everything):",
+            f"  JupyterHub  http://127.0.0.1:{self.ports['hub']}/",
             f"  API         http://127.0.0.1:{self.ports['api']}/docs",
             f"  Superset    http://127.0.0.1:{self.ports['superset']}/"
             if self.superset_command
@@ -445,6 +473,9 @@ def main(argv: list[str] | None = None) -> None:
     state = Path(os.environ.get("NBP_STATE_DIR", str(repo / ".nbp"))).resolve()
     ports = {
         "api": _port("NBP_API_PORT", 8002),
+        "hub": _port("NBP_HUB_PORT", 8000),
+        "hub_api": _port("NBP_HUB_API_PORT", 8081),
+        "hub_proxy_api": _port("NBP_HUB_PROXY_API_PORT", 8001),
         "superset": _port("NBP_SUPERSET_PORT", 8088),
         "keycloak": _port("NBP_KEYCLOAK_PORT", 8180),
     }
