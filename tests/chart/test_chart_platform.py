@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -298,9 +299,40 @@ def test_jupyterhub_signs_in_with_keycloak(values: dict[str, Any]) -> None:
     secret = hub["extraEnv"]["OAUTH_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]
     assert secret == {"name": "nbp-oidc-clients", "key": "jupyterhub"}
     extra = hub["extraConfig"]["10-notebook-platform.py"]
-    compile(extra.replace("c.", "config."), "hub-extra-config", "exec")
-    for trait in ("oauth_callback_url", "authorize_url", "token_url", "userdata_url"):
-        assert f"c.GenericOAuthenticator.{trait} = " in extra
+    compile(extra, "hub-extra-config", "exec")
+    assert "keycloak_login.configure(" in extra, "the sign-in module the local hub runs too"
+    mounts = {m["name"]: m for m in hub["extraVolumeMounts"]}
+    volumes = {v["name"]: v for v in hub["extraVolumes"]}
+    assert mounts["nbp-login"]["mountPath"] == "/usr/local/etc/jupyterhub/nbp"
+    assert volumes["nbp-login"]["configMap"]["name"] == "nbp-jupyterhub-login"
+
+
+def test_the_hub_mounts_the_sign_in_module_and_its_values_repeat_its_settings(
+    default: list[dict[str, Any]], values: dict[str, Any]
+) -> None:
+    module = one(default, "ConfigMap", "nbp-jupyterhub-login")["data"]["keycloak_login.py"]
+    source = REPO / "services" / "hub" / "nbp_hub" / "keycloak_login.py"
+    assert module.strip() == source.read_text().strip()
+    spec = importlib.util.spec_from_file_location("keycloak_login", source)
+    assert spec is not None
+    assert spec.loader is not None
+    login = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(login)
+    oauth = values["jupyterhub"]["hub"]["config"]["GenericOAuthenticator"]
+    assert oauth["client_id"] == login.CLIENT_ID
+    assert set(oauth["allowed_groups"]) == set(login.ALLOWED_GROUPS)
+    assert set(oauth["admin_groups"]) == set(login.ADMIN_GROUPS)
+    assert oauth["scope"] == ["openid"]
+    assert oauth["username_claim"] == "preferred_username"
+
+
+def test_each_user_gets_their_folder_as_home_and_reaches_only_the_api(values: dict[str, Any]) -> None:
+    single = values["jupyterhub"]["singleuser"]
+    assert single["storage"]["homeMountPath"] == "/home/{username}"
+    assert single["extraEnv"]["HOME"] == "/home/{username}"
+    egress = single["networkPolicy"]["egress"]
+    api_pods = {"podSelector": {"matchLabels": {"notebook-platform/api": "true"}}}
+    assert [r["to"] for r in egress] == [[api_pods]]
 
 
 def test_realm_groups_match_the_hub_allow_rule(values: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
 """Prepare the umbrella chart for checks, and render it.
 
 Helm reads nothing outside a chart's folder, so two inputs that live at the repository root are copied in:
-`keycloak-realm/*.json` (the realm Keycloak imports) and `superset-auth/*.py` (Superset's configuration).
+`keycloak-realm/*.json` (the realm Keycloak imports), `superset-auth/*.py` (Superset's configuration) and
+`services/hub/nbp_hub/keycloak_login.py` (JupyterHub's sign-in, as files/jupyterhub/).
 `sync-files` does that for the chart in place (what `make chart-files` and `make deploy` run before Helm).
 
 The third-party subcharts cannot be fetched from their repositories here; their published archives are in
@@ -37,6 +38,9 @@ import yaml
 
 REALM_DIR = "keycloak-realm"
 SUPERSET_DIR = "superset-auth"
+# JupyterHub's Keycloak sign-in, the module the local hub uses too; the hub pod mounts it.
+JUPYTERHUB_DIR = "jupyterhub"
+JUPYTERHUB_LOGIN = "services/hub/nbp_hub/keycloak_login.py"
 RELEASE = "nbp"
 NAMESPACE = "notebook-platform"
 
@@ -44,7 +48,11 @@ NAMESPACE = "notebook-platform"
 def sync_files(chart: Path, repo: Path) -> None:
     files = chart / "files"
     realm_src = sorted((repo / REALM_DIR).glob("*.json"))
-    for name, sources in ((REALM_DIR, realm_src), (SUPERSET_DIR, sorted((repo / SUPERSET_DIR).glob("*.py")))):
+    for name, sources in (
+        (REALM_DIR, realm_src),
+        (SUPERSET_DIR, sorted((repo / SUPERSET_DIR).glob("*.py"))),
+        (JUPYTERHUB_DIR, [repo / JUPYTERHUB_LOGIN]),
+    ):
         dest = files / name
         if dest.exists():
             shutil.rmtree(dest)
