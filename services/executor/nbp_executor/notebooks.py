@@ -12,6 +12,7 @@ import nbformat
 from nbp import RESULT_MIME_TYPE
 from nbp_common.errors import Invalid, NotFound
 from nbp_common.events import RecordedResult
+from papermill.inspection import inspect_notebook
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,18 @@ def read_input(path: Path, field: str) -> InputNotebook:
         kernel_name=kernelspec.get("name") if isinstance(kernelspec, dict) else None,
         cells=len(nb.cells),
     )
+
+
+def inspect_parameters(path: Path) -> dict[str, dict[str, Any]]:
+    """Papermill's reading of the ``parameters`` cell: name -> name, inferred_type_name (the annotation),
+    default (its source text), help (the line's comment). Parsing only: nothing of the notebook runs."""
+    try:
+        found: dict[str, dict[str, Any]] = inspect_notebook(str(path))
+    except Exception as exc:  # Papermill raises plain exceptions for what it cannot read (language, syntax)
+        raise Invalid.field(
+            "path", "parameters_cell", f"Papermill cannot read its parameters cell: {exc}"
+        ) from exc
+    return found
 
 
 def recorded_results(nb: Any) -> list[RecordedResult]:

@@ -10,6 +10,7 @@ from nbp_common.api import IdPath, PageDep
 from nbp_common.auth import Principal, Reader, Writer, ensure_acting_for
 from nbp_common.db import SessionDep
 from nbp_common.errors import ErrorBody
+from nbp_common.paths import HOME_ROOT
 
 from nbp_executor import service, workspace
 from nbp_executor.runtime import ExecutorRuntime, get_runtime
@@ -17,10 +18,12 @@ from nbp_executor.schemas import (
     ExecuteNotebookRequest,
     ExecuteRequest,
     ExecutionState,
+    InferredParametersOut,
     NotebookFileOut,
     RunNotebookRequest,
     RunRequest,
     Username,
+    UserNotebooksOut,
 )
 
 Runtime = Annotated[ExecutorRuntime, Depends(get_runtime)]
@@ -65,7 +68,10 @@ async def _run(
             headers={"Location": _location(job.id)},
         )
     job = await service.wait_until_ended(rt, session, job.id, caller)
-    return JSONResponse(service.execution_out(job).model_dump(mode="json"))
+    ended = service.execution_out(job).model_dump(mode="json")
+    # As the prototype did: when the answer comes, GET /db/executions/{id} shows the ended run.
+    await service.wait_until_recorded(rt, session, job.id)
+    return JSONResponse(ended)
 
 
 @seed.post(
@@ -104,11 +110,47 @@ async def execute_notebook(
     return await _run(rt, session, body.run_request(), caller, wait)
 
 
-@seed.get("/list-notebooks/{username}", response_model=list[NotebookFileOut])
+@seed.get("/list-notebooks/{username}", response_model=UserNotebooksOut)
 async def list_notebooks(username: Username, rt: Runtime, caller: Reader) -> Any:
     """The `.ipynb` files in the user's folder (run outputs in `outputs/` and hidden folders left out)."""
     ensure_acting_for(caller, username)
-    return workspace.list_notebooks(rt.settings.workspace, username)
+    home = f"{HOME_ROOT}/{username}"
+    found = workspace.list_notebooks(rt.settings.workspace, username)
+    return UserNotebooksOut(
+        username=username,
+        user_home=home,
+        notebook_count=len(found),
+        notebooks=[
+            NotebookFileOut(
+                name=f.name,
+                path=f"{home}/{f.path}",
+                relative_path=f.path,
+                size=f.size,
+                modified=f.modified_at,
+            )
+            for f in found
+        ],
+    )
+
+
+@seed.get(
+    "/list-notebooks/{username}/parameters",
+    response_model=InferredParametersOut,
+    responses={404: {"model": ErrorBody, "description": "No such notebook file."}},
+)
+async def infer_parameters(
+    username: Username,
+    rt: Runtime,
+    caller: Reader,
+    path: Annotated[
+        str, Query(min_length=1, max_length=1024, description="Relative, or /home/<username>/...")
+    ],
+) -> Any:
+    """The parameter definitions a notebook's `parameters` cell implies (Papermill's inspection: types
+    from annotations and values, defaults, `# comments` as descriptions). Nothing is stored: register
+    them with `POST /db/parameters/bulk/{notebook_id}`."""
+    ensure_acting_for(caller, username)
+    return await service.infer_parameters(rt, username, path)
 
 
 @executions.post(

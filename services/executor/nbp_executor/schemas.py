@@ -21,7 +21,12 @@ Username = Annotated[
 ]
 RelPath = Annotated[
     str,
-    Field(min_length=1, max_length=1024, description="Relative to the user's workspace folder."),
+    Field(
+        min_length=1,
+        max_length=1024,
+        description="Relative to the user's workspace folder, or absolute under the user's home "
+        "(/home/<username>/...).",
+    ),
     NoNul,
 ]
 OutputRef = Annotated[
@@ -62,11 +67,12 @@ class _Strict(BaseModel):
 
 
 class ExecuteRequest(_Strict):
-    """The seed's ``/execute``: a notebook by path (or id), its parameters. Short names accepted."""
+    """The seed's ``/execute``: a notebook by path (or id), its parameters. Short names accepted. Without
+    ``username``, the run is the caller's, or that of the user whose home an absolute path names."""
 
     username: Username | None = Field(default=None, validation_alias=AliasChoices("username", "user"))
     notebook_path: RelPath | None = Field(
-        default=None, validation_alias=AliasChoices("notebook_path", "path")
+        default=None, validation_alias=AliasChoices("notebook_path", "path", "input_path")
     )
     notebook_id: NotebookId | None = None
     parameters: Parameters = Field(
@@ -75,7 +81,7 @@ class ExecuteRequest(_Strict):
 
     @model_validator(mode="after")
     def _one_notebook(self) -> ExecuteRequest:
-        _check_notebook(self.notebook_id, self.notebook_path, self.username)
+        _check_notebook(self.notebook_id, self.notebook_path)
         return self
 
     def run_request(self) -> RunRequest:
@@ -85,7 +91,7 @@ class ExecuteRequest(_Strict):
 class RunNotebookRequest(_Strict):
     """The seed's ``/run-notebook``: input and output paths inside the caller's folder."""
 
-    username: Username = Field(validation_alias=AliasChoices("username", "user"))
+    username: Username | None = Field(default=None, validation_alias=AliasChoices("username", "user"))
     input_path: RelPath
     output_path: OutputRef | None = None
     parameters: Parameters = Field(
@@ -107,7 +113,7 @@ class ExecuteNotebookRequest(_Strict):
 
     notebook_id: NotebookId | None = None
     notebook_path: RelPath | None = Field(
-        default=None, validation_alias=AliasChoices("notebook_path", "path")
+        default=None, validation_alias=AliasChoices("notebook_path", "path", "input_path")
     )
     username: Username | None = Field(default=None, validation_alias=AliasChoices("username", "user"))
     parameters: Parameters = Field(
@@ -122,7 +128,7 @@ class ExecuteNotebookRequest(_Strict):
 
     @model_validator(mode="after")
     def _one_notebook(self) -> ExecuteNotebookRequest:
-        _check_notebook(self.notebook_id, self.notebook_path, self.username)
+        _check_notebook(self.notebook_id, self.notebook_path)
         return self
 
     def run_request(self) -> RunRequest:
@@ -140,11 +146,9 @@ class ExecuteNotebookRequest(_Strict):
         )
 
 
-def _check_notebook(notebook_id: int | None, path: str | None, username: str | None) -> None:
+def _check_notebook(notebook_id: int | None, path: str | None) -> None:
     if (notebook_id is None) == (path is None):
         raise ValueError("give exactly one of notebook_id or notebook_path")
-    if path is not None and username is None:
-        raise ValueError("a notebook_path needs the username whose folder it is in")
 
 
 class ProgressOut(BaseModel):
@@ -172,7 +176,38 @@ class ExecutionState(RunRecordOut):
 
 
 class NotebookFileOut(BaseModel):
-    path: str = Field(description="Relative to the user's folder.")
+    """A notebook file of a user's folder, as the prototype listed it."""
+
     name: str
+    path: str = Field(description="Where it is inside a run and in JupyterHub: /home/<username>/...")
+    relative_path: str = Field(description="Relative to the user's folder (what `file_path` stores).")
     size: int = Field(description="Bytes.")
-    modified_at: datetime
+    modified: datetime
+
+
+class UserNotebooksOut(BaseModel):
+    """``GET /list-notebooks/{username}``: the prototype's shape."""
+
+    username: str
+    user_home: str
+    notebook_count: int
+    notebooks: list[NotebookFileOut]
+
+
+class InferredParameter(BaseModel):
+    """A definition proposed from the notebook's ``parameters`` cell: what ``POST /db/parameters``
+    (or the bulk form) takes."""
+
+    param_name: str
+    param_type: str
+    default_value: Any | None
+    description: str | None
+    required: bool
+    validation_rules: dict[str, Any] | None
+
+
+class InferredParametersOut(BaseModel):
+    username: str
+    path: str = Field(description="Relative to the user's folder.")
+    has_parameters_cell: bool
+    parameters: list[InferredParameter]

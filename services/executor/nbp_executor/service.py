@@ -10,17 +10,19 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from nbp_common import paths
 from nbp_common.auth import Principal, ensure_acting_for
 from nbp_common.errors import Conflict, Forbidden, Invalid, NotFound
 from nbp_common.events import TERMINAL
-from sqlalchemy import select
+from nbp_common.params import infer_definition
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nbp_executor import jobs, parameters, signals, workspace
 from nbp_executor.kernels import kernel_names
-from nbp_executor.models import Job
-from nbp_executor.notebooks import InputNotebook, read_input
+from nbp_executor.models import Job, OutboxEvent
+from nbp_executor.notebooks import InputNotebook, inspect_parameters, read_input
 from nbp_executor.retries import policy as retries
 from nbp_executor.runtime import ExecutorRuntime
 from nbp_executor.schemas import ExecutionState, ProgressOut, RunRequest
@@ -86,9 +88,9 @@ async def run_target(rt: ExecutorRuntime, request: RunRequest, principal: Princi
             )
         found = Target(owner, notebook, str(notebook["file_path"]), "notebook_id")
     else:
-        assert request.username is not None
         assert request.notebook_path is not None
-        found = Target(request.username, None, request.notebook_path, request.path_field)
+        owner, relative = _path_owner(request.notebook_path, request.username, principal, request.path_field)
+        found = Target(owner, None, relative, request.path_field)
     ensure_acting_for(principal, found.username)
     return found
 
@@ -191,6 +193,19 @@ async def submit(
     return job, True
 
 
+def _path_owner(path: str, username: str | None, principal: Principal, field: str) -> tuple[str, str]:
+    """Whose folder a path is in, and the path inside it: ``username`` when given (an absolute path
+    must then be under that user's home), else the user whose home an absolute path names (who must be
+    the caller, unless an admin asks), else the caller."""
+    if username is not None:
+        return username, paths.relative_to_owner(path, username, field)
+    split = paths.owner_of(path, principal.username, field)
+    owner = split.home_of or principal.username
+    if owner != principal.username and not principal.is_admin:
+        paths.relative_to_owner(path, principal.username, field)  # 403, naming the field and the rule
+    return owner, split.relative
+
+
 async def get(session: AsyncSession, run_id: int, principal: Principal) -> Job:
     """The run, if the caller may see it (another user's run is answered as if it did not exist)."""
     job = await session.get(Job, run_id, populate_existing=True)
@@ -211,6 +226,48 @@ async def wait_until_ended(
             return job
         await session.rollback()  # end the snapshot: the next look must see new commits
         await signal.wait(ticket, 2.0)
+
+
+# How long a synchronous endpoint waits for the history to hold a run's last state. Past it (the history
+# is away) the answer goes out anyway: the outbox still delivers the record when the history is back.
+RECORD_WAIT_SECONDS = 30.0
+
+
+async def wait_until_recorded(rt: ExecutorRuntime, session: AsyncSession, run_id: int) -> bool:
+    """Whether every event of the run reached the history (waiting up to ``RECORD_WAIT_SECONDS``)."""
+    signal = rt.notifications[signals.OUTBOX]
+    deadline = asyncio.get_running_loop().time() + RECORD_WAIT_SECONDS
+    while True:
+        ticket = signal.ticket()
+        pending = await session.scalar(
+            select(func.count(OutboxEvent.id)).where(
+                OutboxEvent.job_id == run_id, OutboxEvent.delivered_at.is_(None)
+            )
+        )
+        await session.rollback()  # end the snapshot: the next look must see the relay's commits
+        if not pending:
+            return True
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            return False
+        # The relay's deliveries do not signal; a short poll bounds the wait to a few tens of ms.
+        await signal.wait(ticket, min(0.05, remaining))
+
+
+async def infer_parameters(rt: ExecutorRuntime, username: str, path: str) -> dict[str, Any]:
+    """The definitions a notebook's ``parameters`` cell implies, by Papermill's own inspection."""
+    source = workspace.resolve(rt.settings.workspace, username, path, "path")
+    info = read_input(source.absolute, "path")
+    found = await asyncio.to_thread(inspect_parameters, source.absolute) if info.has_parameters_cell else {}
+    return {
+        "username": username,
+        "path": source.relative,
+        "has_parameters_cell": info.has_parameters_cell,
+        "parameters": [
+            infer_definition(name, p.get("inferred_type_name"), str(p.get("default", "")), p.get("help"))
+            for name, p in found.items()
+        ],
+    }
 
 
 async def cancel(session: AsyncSession, run_id: int, principal: Principal) -> Job:

@@ -7,11 +7,11 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from nbp_common.errors import Forbidden, Invalid
+from nbp_common.paths import USERNAME_PATTERN, relative_to_owner
 
-USERNAME_PATTERN = re.compile(r"^\w[\w.@-]*$")
 # Schemes Papermill's I/O writes to; anything else with "://" is refused rather than guessed at.
 OUTPUT_URL_SCHEMES = ("s3", "gs", "gcs", "abs", "adl", "http", "https", "hdfs", "file")
 OUTPUTS_DIR = "outputs"
@@ -23,35 +23,22 @@ def user_folder(workspace: Path, username: str, field: str = "username") -> Path
     return Path(os.path.realpath(workspace)) / username
 
 
-def _lexical_check(relative: str, field: str) -> PurePosixPath:
-    if not relative or "\x00" in relative:
-        raise Invalid.field(field, "path", "must be a non-empty path")
-    if relative.startswith("/") or "\\" in relative or re.match(r"^[A-Za-z]:", relative):
-        raise Invalid.field(
-            field, "relative_path", "must be a path relative to the user's folder (no leading /)"
-        )
-    path = PurePosixPath(relative)
-    if ".." in path.parts:
-        raise Invalid.field(
-            field, "inside_user_folder", "must not contain '..': it stays in the user's folder"
-        )
-    return path
-
-
 @dataclass(frozen=True)
 class ResolvedPath:
     relative: str  # relative to the user's folder, as recorded
     absolute: Path  # symlinks resolved
 
 
-def resolve(workspace: Path, username: str, relative: str, field: str) -> ResolvedPath:
-    """``relative`` inside the user's folder, or a 422 (lexically outside) / 403 (a symlink leads out)."""
+def resolve(workspace: Path, username: str, path: str, field: str) -> ResolvedPath:
+    """``path`` (relative, or under ``/home/<username>/``: the path rule of :mod:`nbp_common.paths`)
+    inside the user's folder; 422 when the rule refuses it, 403 for another user's home or a symbolic
+    link that leads out."""
     folder = user_folder(workspace, username)
-    path = _lexical_check(relative, field)
-    absolute = Path(os.path.realpath(folder / path))
+    relative = relative_to_owner(path, username, field)
+    absolute = Path(os.path.realpath(folder / relative))
     if absolute != folder and not absolute.is_relative_to(folder):
-        raise Forbidden(f"{field}: {relative!r} leads outside {username}'s folder (through a symbolic link)")
-    return ResolvedPath(relative=str(path), absolute=absolute)
+        raise Forbidden(f"{field}: {path!r} leads outside {username}'s folder (through a symbolic link)")
+    return ResolvedPath(relative=relative, absolute=absolute)
 
 
 def is_url(value: str) -> bool:

@@ -369,11 +369,16 @@ async def test_list_notebooks(platform: Platform, notebook: Notebook) -> None:
     (folder / "notes.txt").write_text("not a notebook")
     response = await platform.client.get("/list-notebooks/lister")
     assert response.status_code == 200
-    listed = response.json()
-    assert [n["path"] for n in listed] == ["a.ipynb", "sub/b.ipynb"]
+    body = response.json()
+    assert (body["username"], body["user_home"], body["notebook_count"]) == ("lister", "/home/lister", 2)
+    listed = body["notebooks"]
+    assert [n["relative_path"] for n in listed] == ["a.ipynb", "sub/b.ipynb"]
+    assert [n["path"] for n in listed] == ["/home/lister/a.ipynb", "/home/lister/sub/b.ipynb"]
+    assert [n["name"] for n in listed] == ["a.ipynb", "b.ipynb"]
     assert listed[0]["size"] == (folder / "a.ipynb").stat().st_size
-    assert listed[0]["modified_at"]
-    assert (await platform.client.get("/list-notebooks/nobody-here")).json() == []
+    assert listed[0]["modified"]
+    nobody = (await platform.client.get("/list-notebooks/nobody-here")).json()
+    assert (nobody["notebook_count"], nobody["notebooks"]) == (0, [])
 
 
 # --- Bad input: refused before anything is queued --------------------------------------------------
@@ -422,6 +427,7 @@ async def test_paths_outside_the_users_folder_are_refused(
         (str(outside), 422, "relative_path"),
         ("link.ipynb", 403, None),
         ("victim/secret.ipynb", 403, None),
+        ("/home/victim/secret.ipynb", 403, "own_home"),
     ]
     for path, status, rule in cases:
         response = await platform.client.post("/execute", json={"username": "mallory", "notebook_path": path})

@@ -39,7 +39,8 @@ def test_dev_server_runs_a_registered_notebook_end_to_end(tmp_path: Path) -> Non
             run = client.post("/execute", json={"notebook_id": notebook["id"], "params": {"n": 21}}).json()
             assert run["status"] == "completed", run
             assert run["results"][0]["value_numeric"] == 42.0
-            assert [n["path"] for n in client.get("/list-notebooks/dana").json()] == ["report.ipynb"]
+            listed = client.get("/list-notebooks/dana").json()["notebooks"]
+            assert [n["relative_path"] for n in listed] == ["report.ipynb"]
             for _ in range(100):
                 record = client.get(f"/db/executions/{run['id']}")
                 if record.status_code == 200 and record.json()["status"] == "completed":

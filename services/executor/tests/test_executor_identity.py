@@ -114,7 +114,8 @@ async def test_runs_belong_to_their_owner(secured: tuple[str, str], keycloak: Lo
             assert (await client.get(path, headers=dana)).status_code == 200, path
         assert (await client.post(f"/executions/{run_id}/cancel", headers=bob)).status_code == 404
         assert (await client.get("/list-notebooks/alice", headers=bob)).status_code == 403
-        names = [f["path"] for f in (await client.get("/list-notebooks/alice", headers=alice)).json()]
+        listed = (await client.get("/list-notebooks/alice", headers=alice)).json()["notebooks"]
+        names = [f["relative_path"] for f in listed]
         assert names == ["square.ipynb"]
         assert [r["id"] for r in (await client.get("/db/executions", headers=dana)).json()] == [run_id]
         assert (await client.get("/db/executions", headers=bob)).json() == []

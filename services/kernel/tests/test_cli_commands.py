@@ -24,8 +24,10 @@ def nbp_command(platform: Platform, config: Path) -> Callable[..., subprocess.Co
     env = {**os.environ, "NBP_URL": platform.url, "NBP_CONFIG_DIR": str(config), "COLUMNS": "200"}
     env.pop("NBP_TOKEN", None)
 
-    def run(*args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([NBP, *args], env=env, capture_output=True, text=True, timeout=240, check=False)
+    def run(*args: str, expect: int = 0, answer: str = "") -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [NBP, *args], env=env, input=answer, capture_output=True, text=True, timeout=240, check=False
+        )
         assert done.returncode == expect, (
             f"nbp {' '.join(args)} -> {done.returncode}\n{done.stdout}\n{done.stderr}"
         )
@@ -35,9 +37,9 @@ def nbp_command(platform: Platform, config: Path) -> Callable[..., subprocess.Co
 
 
 async def cli(
-    platform: Platform, config: Path, *args: str, expect: int = 0
+    platform: Platform, config: Path, *args: str, expect: int = 0, answer: str = ""
 ) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(nbp_command(platform, config), *args, expect=expect)
+    return await asyncio.to_thread(nbp_command(platform, config), *args, expect=expect, answer=answer)
 
 
 def as_json(done: subprocess.CompletedProcess[str]) -> Any:
@@ -109,6 +111,34 @@ async def test_register_define_run_and_read_back(
     assert ipynb["nbformat"] == 4
     stats = as_json(await cli(platform, config, "stats", "--notebook", notebook_id, "--json"))
     assert stats["total"] >= 2
+
+
+async def test_register_infers_parameters_and_shows_them_before_storing(
+    platform: Platform, notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    notebook(
+        platform.user("dev") / "cli" / "inferred.ipynb",
+        "print(rate)",
+        parameters="rate = 0.25  # the rate\nlabel: str = 'a'",
+    )
+    config = tmp_path / "config"
+    declined = await cli(
+        platform, config, "notebooks", "register", "cli/inferred.ipynb", "--infer", answer="n\n", expect=130
+    )
+    assert "rate" in declined.stdout
+    assert "the rate" in declined.stdout
+    names = [n["name"] for n in as_json(await cli(platform, config, "notebooks", "list", "--json"))]
+    assert "inferred" not in names, "nothing is stored when the person declines"
+
+    accepted = await cli(
+        platform, config, "notebooks", "register", "cli/inferred.ipynb", "--infer", answer="y\n"
+    )
+    assert "Registered notebook" in accepted.stdout
+    stored = as_json(await cli(platform, config, "params", "list", "inferred", "--json"))
+    assert [(p["param_name"], p["param_type"], p["default_value"], p["description"]) for p in stored] == [
+        ("rate", "float", 0.25, "the rate"),
+        ("label", "str", "a", None),
+    ]
 
 
 async def test_exit_codes_say_what_happened(

@@ -64,7 +64,16 @@ async def test_the_whole_workflow_with_the_sync_client(
             assert [r["name"] for r in client.results(ended["id"])] == ["square", "label"]
             assert client.stats()["total"] >= 1
             assert any(e["id"] == ended["id"] for e in client.iter_executions(page_size=1))
-            assert [f["path"] for f in client.files("sdk")] == ["reports/square.ipynb"]
+            assert [f["relative_path"] for f in client.files("sdk")] == ["reports/square.ipynb"]
+
+            notebook(platform.user("sdk") / "copy.ipynb", "x = 1", parameters="n = 2\nregion = 'north'")
+            inferred = client.register("copy.ipynb", name="inferred", username="sdk", infer=True)
+            assert [
+                (p["param_name"], p["param_type"], p["default_value"]) for p in inferred["parameters"]
+            ] == [
+                ("n", "int", 2),
+                ("region", "str", "north"),
+            ]
 
     import asyncio
 

@@ -287,12 +287,28 @@ def notebooks_register(
     name: Annotated[str | None, typer.Option("--name", "-n", help="Default: the file's name.")] = None,
     description: Annotated[str | None, typer.Option("--description", "-d")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t")] = None,
+    infer: Annotated[
+        bool, typer.Option("--infer", help="Define its parameters from its parameters cell.")
+    ] = False,
+    yes: Yes = False,
     as_json: Json = False,
 ) -> None:
-    """Register a notebook of your folder."""
+    """Register a notebook of your folder. --infer defines its parameters from its `parameters` cell
+    (Papermill's inspection), shown before they are stored for you to confirm (unless --yes or --json)."""
     title = name or Path(path).stem
     with _api_errors(), _client() as client:
-        created = client.register(path, name=title, description=description, tags=tag)
+        inferred: list[Any] | None = None
+        if infer:
+            found = client.infer_parameters(path)
+            inferred = list(found["parameters"])
+            if not as_json:
+                if not found["has_parameters_cell"]:
+                    err.print(f"{path} has no cell tagged 'parameters': nothing to infer.")
+                else:
+                    _table(inferred, PARAM_COLUMNS[1:], title=f"parameters inferred from {found['path']}")
+            if inferred and not (yes or as_json) and not Confirm.ask("Store these parameters?", console=err):
+                raise typer.Exit(EXIT_INTERRUPTED)
+        created = client.register(path, name=title, description=description, tags=tag, parameters=inferred)
     if as_json:
         _print_json(created)
     else:
@@ -745,7 +761,7 @@ def files(
     if as_json:
         _print_json(found)
     else:
-        _table([dict(f) for f in found], ("path", "size", "modified"))
+        _table([dict(f) for f in found], ("relative_path", "size", "modified"))
 
 
 def main() -> None:

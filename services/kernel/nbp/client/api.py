@@ -26,8 +26,17 @@ import httpx
 from nbp.client import calls
 from nbp.client.calls import Call
 from nbp.client.credentials import CredentialStore, TokenSource, resolve_server
-from nbp.client.errors import Unavailable, error_for
-from nbp.client.models import TERMINAL, Execution, JsonObject, Notebook, NotebookFile, Parameter, Run
+from nbp.client.errors import NbpError, Unavailable, error_for
+from nbp.client.models import (
+    TERMINAL,
+    Execution,
+    InferredParameters,
+    JsonObject,
+    Notebook,
+    NotebookFile,
+    Parameter,
+    Run,
+)
 
 ProgressCallback = Callable[[Run], None]
 PAGE_SIZE = 100
@@ -199,21 +208,30 @@ class Client:
         description: str | None = None,
         tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
+        infer: bool = False,
+        parameters: list[Mapping[str, Any]] | None = None,
     ) -> Notebook:
-        """Register a notebook of ``username``'s folder (default: the signed-in user)."""
-        return cast(
-            Notebook,
-            self.send(
-                calls.create_notebook(
-                    name=name,
-                    file_path=file_path,
-                    username=username or self.username(),
-                    description=description,
-                    tags=tags,
-                    metadata=metadata,
-                )
-            ),
+        """Register a notebook of ``username``'s folder (default: the signed-in user), with ``parameters``
+        (or, with ``infer``, those its parameters cell defines). Answers the notebook with its parameters;
+        if the parameters are refused, the notebook is not kept either."""
+        owner = username or self.username()
+        if infer and parameters is None:
+            parameters = list(self.infer_parameters(file_path, username=owner)["parameters"])
+        created = cast(
+            Notebook, self.send(_register_call(file_path, name, owner, description, tags, metadata))
         )
+        if parameters:
+            try:
+                self.add_parameters(created["id"], parameters)
+            except NbpError:
+                self.delete_notebook(created["id"])
+                raise
+        return self.notebook(created["id"])
+
+    def infer_parameters(self, file_path: str, *, username: str | None = None) -> InferredParameters:
+        """What a notebook's parameters cell defines (Papermill's inspection); nothing is stored."""
+        owner = username or self.username()
+        return cast(InferredParameters, self.send(calls.infer_parameters(owner, file_path)))
 
     def update_notebook(self, notebook_id: int, **changes: Any) -> Notebook:
         return cast(Notebook, self.send(calls.update_notebook(notebook_id, changes)))
@@ -331,7 +349,7 @@ class Client:
 
     def files(self, username: str | None = None) -> list[NotebookFile]:
         """The notebook files of a user's folder."""
-        return cast(list[NotebookFile], self.send(calls.list_files(username or self.username())))
+        return cast(list[NotebookFile], self.send(calls.list_files(username or self.username()))["notebooks"])
 
     # History
 
@@ -467,20 +485,26 @@ class AsyncClient:
         description: str | None = None,
         tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
+        infer: bool = False,
+        parameters: list[Mapping[str, Any]] | None = None,
     ) -> Notebook:
-        return cast(
-            Notebook,
-            await self.send(
-                calls.create_notebook(
-                    name=name,
-                    file_path=file_path,
-                    username=username or self.username(),
-                    description=description,
-                    tags=tags,
-                    metadata=metadata,
-                )
-            ),
+        owner = username or self.username()
+        if infer and parameters is None:
+            parameters = list((await self.infer_parameters(file_path, username=owner))["parameters"])
+        created = cast(
+            Notebook, await self.send(_register_call(file_path, name, owner, description, tags, metadata))
         )
+        if parameters:
+            try:
+                await self.add_parameters(created["id"], parameters)
+            except NbpError:
+                await self.delete_notebook(created["id"])
+                raise
+        return await self.notebook(created["id"])
+
+    async def infer_parameters(self, file_path: str, *, username: str | None = None) -> InferredParameters:
+        owner = username or self.username()
+        return cast(InferredParameters, await self.send(calls.infer_parameters(owner, file_path)))
 
     async def update_notebook(self, notebook_id: int, **changes: Any) -> Notebook:
         return cast(Notebook, await self.send(calls.update_notebook(notebook_id, changes)))
@@ -586,7 +610,8 @@ class AsyncClient:
         return cast(str, await self.send(calls.output(run_id, html=html)))
 
     async def files(self, username: str | None = None) -> list[NotebookFile]:
-        return cast(list[NotebookFile], await self.send(calls.list_files(username or self.username())))
+        listing = await self.send(calls.list_files(username or self.username()))
+        return cast(list[NotebookFile], listing["notebooks"])
 
     async def executions(self, *, limit: int = PAGE_SIZE, offset: int = 0, **filters: Any) -> list[Execution]:
         return cast(
@@ -615,6 +640,24 @@ class AsyncClient:
 
     def username(self) -> str:
         return token_username(self._settings.tokens.token())
+
+
+def _register_call(
+    file_path: str,
+    name: str,
+    username: str,
+    description: str | None,
+    tags: list[str] | None,
+    metadata: dict[str, Any] | None,
+) -> Call:
+    return calls.create_notebook(
+        name=name,
+        file_path=file_path,
+        username=username,
+        description=description,
+        tags=tags,
+        metadata=metadata,
+    )
 
 
 def _submit_call(

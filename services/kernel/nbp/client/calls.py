@@ -188,6 +188,10 @@ def list_files(username: str) -> Call:
     return Call("GET", f"/list-notebooks/{username}")
 
 
+def infer_parameters(username: str, path: str) -> Call:
+    return Call("GET", f"/list-notebooks/{username}/parameters", {"path": path})
+
+
 # History
 
 

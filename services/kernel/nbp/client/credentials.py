@@ -193,15 +193,19 @@ class TokenSource:
 
 def hub_token(timeout: float = 10.0) -> str | None:
     """Inside a JupyterHub single-user server: the user's Keycloak access token, from the hub's API
-    (``GET {JUPYTERHUB_API_URL}/user`` with the server's own API token answers the user's auth state,
-    which the platform's hub keeps and refreshes). None outside one, or when the hub does not share it."""
+    (``GET {JUPYTERHUB_API_URL}/users/{JUPYTERHUB_USER}`` with the server's own API token answers the
+    user's auth state, which the platform's hub keeps and refreshes; ``/user`` would not fill it). None
+    outside one, or when the hub does not share it."""
     api_url = os.environ.get("JUPYTERHUB_API_URL")
     api_token = os.environ.get("JUPYTERHUB_API_TOKEN")
-    if not api_url or not api_token:
+    user = os.environ.get("JUPYTERHUB_USER")
+    if not api_url or not api_token or not user:
         return None
     try:
         response = httpx.get(
-            f"{api_url.rstrip('/')}/user", headers={"Authorization": f"token {api_token}"}, timeout=timeout
+            f"{api_url.rstrip('/')}/users/{user}",
+            headers={"Authorization": f"token {api_token}"},
+            timeout=timeout,
         )
     except httpx.HTTPError:
         return None

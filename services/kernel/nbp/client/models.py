@@ -84,8 +84,19 @@ class Execution(TypedDict, total=False):
 
 class NotebookFile(TypedDict, total=False):
     name: str
-    path: str
+    path: str  # /home/<username>/...
+    relative_path: str
     size: int
+    modified: str
+
+
+class InferredParameters(TypedDict):
+    """What a notebook's parameters cell defines; ``parameters`` are ready for ``add_parameters``."""
+
+    username: str
+    path: str
+    has_parameters_cell: bool
+    parameters: list[Parameter]
 
 
 JsonObject = dict[str, Any]
