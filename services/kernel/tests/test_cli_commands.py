@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -232,3 +233,34 @@ async def test_schedules_from_the_command_line(
     assert "cron" in refused.stderr + refused.stdout
     await cli(platform, config, "schedules", "delete", schedule_id, "--yes")
     await cli(platform, config, "schedules", "show", schedule_id, expect=3)
+
+
+async def test_ctrl_c_during_run_wait_cancels_the_run(
+    platform: Platform, notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    notebook(platform.user("dev") / "cli" / "slow.ipynb", "import time\ntime.sleep(120)")
+    env = {**os.environ, "NBP_URL": platform.url, "NBP_CONFIG_DIR": str(tmp_path), "COLUMNS": "200"}
+    process = await asyncio.create_subprocess_exec(
+        NBP,
+        "run",
+        "cli/slow.ipynb",
+        "--wait",
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    active: list[dict[str, Any]] = []
+    for _ in range(600):
+        active = (await platform.client.get("/executions", params={"username": "dev"})).json()
+        if any(run["status"] == "running" and run["input_path"] == "cli/slow.ipynb" for run in active):
+            break
+        await asyncio.sleep(0.1)
+    (run,) = [run for run in active if run["input_path"] == "cli/slow.ipynb"]
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    # Not at a terminal, there is nobody to ask: Ctrl-C cancels the run, and the CLI says how it ended.
+    assert process.returncode == 1, (stdout, stderr)
+    assert f"Cancelling run {run['id']}" in stderr.decode()
+    assert "cancelled" in stdout.decode()
+    assert (await platform.wait(run["id"]))["status"] == "cancelled"

@@ -70,6 +70,15 @@ async def nbp(env: dict[str, str], *args: str, expect: int = 0) -> Any:
 
 async def approve_in_keycloak(link: str, username: str, password: str) -> str:
     """Open the device link in Chromium, sign in, grant access; the text of Keycloak's last page."""
+    return await _in_chromium(link, username, password, grant=True)
+
+
+async def sign_in_in_keycloak(link: str, username: str, password: str) -> str:
+    """Open the sign-in link in Chromium and sign in; the text of the page the redirect lands on."""
+    return await _in_chromium(link, username, password, grant=False)
+
+
+async def _in_chromium(link: str, username: str, password: str, *, grant: bool) -> str:
     try:
         from playwright.async_api import async_playwright
     except ImportError as exc:  # never a skip: say how to install it
@@ -86,11 +95,14 @@ async def approve_in_keycloak(link: str, username: str, password: str) -> str:
             await page.fill("#username", username)
             await page.fill("#password", password)
             await page.click("#kc-login")
-            # Keycloak asks the person to grant the device access (its consent page for the device flow).
-            accept = page.locator("input[name=accept], button[name=accept]")
-            await accept.first.wait_for(timeout=30_000)
-            await accept.first.click()
-            await page.wait_for_load_state()
+            if grant:
+                # Keycloak asks the person to grant the device access (its consent page for the device flow).
+                accept = page.locator("input[name=accept], button[name=accept]")
+                await accept.first.wait_for(timeout=30_000)
+                await accept.first.click()
+                await page.wait_for_load_state()
+            else:
+                await page.wait_for_url("http://127.0.0.1:*/callback?*", timeout=30_000)
             return await page.inner_text("body")
         finally:
             await browser.close()
@@ -151,3 +163,33 @@ async def test_device_login_caches_refreshes_and_forgets_tokens(
     assert out == {"server": secured, "signed_out": True}
     assert json.loads(cache.read_text())["servers"] == {}
     await nbp(env, "notebooks", "list", expect=4)
+
+
+async def test_browser_login_receives_the_code_on_a_loopback_port(
+    secured: str, keycloak: LocalKeycloak, tmp_path: Path
+) -> None:
+    env = {**os.environ, "NBP_URL": secured, "NBP_CONFIG_DIR": str(tmp_path / "config")}
+    env.pop("NBP_TOKEN", None)
+    login = await asyncio.create_subprocess_exec(
+        NBP,
+        "login",
+        "--no-browser",
+        "--json",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert login.stderr is not None
+    link = ""
+    while not link.startswith("http"):
+        link = (await asyncio.wait_for(login.stderr.readline(), 60)).decode().strip()
+    assert link.startswith(f"{keycloak.issuer}/protocol/openid-connect/auth?")
+    assert "code_challenge_method=S256" in link
+    assert "state=" in link
+    page_text = await sign_in_in_keycloak(link, "bob", keycloak.user_password)
+    assert "Signed in to notebook-platform" in page_text
+    rest, errors = await asyncio.wait_for(login.communicate(), 120)
+    assert login.returncode == 0, (rest, errors)
+    assert json.loads(rest) == {"server": secured, "username": "bob"}
+    who = await nbp(env, "whoami", "--json")
+    assert who["username"] == "bob"

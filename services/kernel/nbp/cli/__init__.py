@@ -192,14 +192,17 @@ def login(
                     flush=True,
                 )
             else:
-                err.print(f"Open [bold]{link}[/bold]\nand confirm the code [bold]{code.user_code}[/bold].")
+                err.print(
+                    f"Open [bold]{link}[/bold]\nand confirm the code [bold]{code.user_code}[/bold].",
+                    soft_wrap=True,  # a URL cut in two cannot be clicked or pasted
+                )
                 sys.stderr.flush()
             if not no_browser and not as_json and os.environ.get("DISPLAY"):
                 webbrowser.open(link)
             stored = signin.finish_device_flow(realm, code)
         else:
             opener: Callable[[str], object] = (
-                (lambda url: err.print(f"Open this URL to sign in:\n{url}"))
+                (lambda url: err.print(f"Open this URL to sign in:\n{url}", soft_wrap=True, highlight=False))
                 if no_browser
                 else webbrowser.open
             )

@@ -76,10 +76,15 @@ class Execution(TypedDict, total=False):
     username: str
     input_path: str
     output_path: str | None
+    parameters_used: dict[str, Any]
     status: RunStatus
     error_message: str | None
+    execution_time_seconds: float | None
     started_at: str
     completed_at: str | None
+    # Our earlier names of parameters_used and execution_time_seconds, still answered.
+    parameters: dict[str, Any]
+    duration_seconds: float | None
 
 
 class NotebookFile(TypedDict, total=False):
