@@ -236,7 +236,7 @@ def cnpg_operator(helm: Helm, kube: Kube) -> str:
 
 
 def _established(crd: dict[str, Any]) -> bool:
-    conditions = crd.get("status", {}).get("conditions", [])
+    conditions = (crd.get("status") or {}).get("conditions") or []  # null until the server has looked at it
     return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
 

@@ -326,10 +326,10 @@ def test_service_accounts_may_do_what_their_roles_say_and_nothing_else(
 
 # --- network policies against real pods ---------------------------------------------------------------
 
-# Which workloads' pods each NetworkPolicy selects. Three select pods that are never created here:
+# Which workloads' pods each NetworkPolicy selects. Four select pods that are never created here:
 # the database's (the CloudNativePG operator makes them), JupyterHub's single-user servers (KubeSpawner
-# makes them), Superset's (its subchart is not rendered yet); the tests' pods are checked in the helm
-# test above.
+# makes them), Superset's (its subchart is not rendered yet), the history retention CronJob's (made at its
+# schedule only); the tests' pods are checked in the helm test above.
 SELECTS = {
     "hub": {"Deployment/hub"},
     "proxy": {"Deployment/proxy"},
@@ -339,6 +339,7 @@ SELECTS = {
     f"{RELEASE}-registry": {f"Deployment/{RELEASE}-registry"},
     f"{RELEASE}-executor": {f"Deployment/{RELEASE}-executor"},
     f"{RELEASE}-history": {f"Deployment/{RELEASE}-history"},
+    f"{RELEASE}-history-retention": set(),
     f"{RELEASE}-superset": set(),
     f"{RELEASE}-tests": set(),
 }
