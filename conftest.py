@@ -19,7 +19,7 @@ from nbp_registry.main import SPEC as REGISTRY
 from sqlalchemy.engine import URL
 
 # The executor's fixtures (a served platform, notebook files) are a plugin, like the database ones.
-pytest_plugins = ["nbp_common.testing", "nbp_executor.testing"]
+pytest_plugins = ["nbp_common.testing", "tests.support.executor"]
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from nbp_executor.testing import Platform
+
+from tests.support.executor import Platform
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from nbp_executor.testing import Platform
+
+from tests.support.executor import Platform
 
 pytestmark = pytest.mark.timeout(180)
 

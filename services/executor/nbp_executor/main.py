@@ -7,9 +7,9 @@ from nbp_common.app import ServiceSpec, create_app
 from nbp_common.cli import run_cli
 from nbp_common.migrations import MigrationTree
 
+from nbp_executor.api.routes import executions, seed
 from nbp_executor.models import SCHEMA, Base
 from nbp_executor.notifications.routes import notifications
-from nbp_executor.routes import executions, seed
 from nbp_executor.runtime import executor_runtime
 from nbp_executor.schedules.routes import schedules
 

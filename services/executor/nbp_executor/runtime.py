@@ -20,13 +20,13 @@ from nbp_common.settings import Settings
 from nbp_executor.clients import Registry, build_http_client
 from nbp_executor.notifications.delivery import Deliverer
 from nbp_executor.notifications.settings import NotifySettings, SmtpSettings
-from nbp_executor.relay import Relay
+from nbp_executor.queueing.outbox_relay import Relay
+from nbp_executor.queueing.wakeups import Notifications
+from nbp_executor.queueing.worker import Context, Reaper, Worker
 from nbp_executor.runners import Runner, build_runner
 from nbp_executor.schedules.firing import Scheduler
 from nbp_executor.schedules.settings import SchedulerSettings
 from nbp_executor.settings import ExecutorSettings, process_identity
-from nbp_executor.signals import Notifications
-from nbp_executor.worker import Context, Reaper, Worker
 
 logger = logging.getLogger("nbp.executor")
 

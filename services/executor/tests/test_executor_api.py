@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nbp_executor.testing import Platform
+
+from tests.support.executor import Platform
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 from nbp_common.testing import free_port, start_process
-from nbp_executor.testing import write_notebook
+
+from tests.support.executor import write_notebook
 
 
 @pytest.mark.timeout(240)

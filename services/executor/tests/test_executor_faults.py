@@ -266,7 +266,7 @@ async def test_300_submissions_from_30_clients_to_2_executors_run_exactly_once(
 
 def test_kernels_do_not_inherit_the_executors_settings() -> None:
     # The executor strips its own settings from the kernels' environment.
-    from nbp_executor.kernels import kernel_environment
+    from nbp_executor.runners.kernels import kernel_environment
 
     env = kernel_environment({"NBP_DATABASE_URL": "postgresql://secret", "PATH": os.environ.get("PATH", "")})
     assert "NBP_DATABASE_URL" not in env

@@ -10,9 +10,10 @@ import httpx
 import pytest
 from nbp_common.auth.testing import LocalKeycloak, bearer, keycloak
 from nbp_common.testing import free_port, served_app, settings_for
-from nbp_executor.testing import write_notebook
 from nbp_platform import SERVICES
 from sqlalchemy.engine import URL
+
+from tests.support.executor import write_notebook
 
 __all__ = ["keycloak"]  # the session fixture, imported for pytest
 

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 from nbp_common.errors import Forbidden, Invalid
-from nbp_executor import jobs, parameters, workspace
+from nbp_executor.intake import parameters, workspace
 from nbp_executor.models import Job
+from nbp_executor.queueing import jobs
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from nbp_common.testing import free_port
-from nbp_executor.testing import Platform
+
+from tests.support.executor import Platform
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nbp_executor.testing import Platform
+
+from tests.support.executor import Platform
 
 pytestmark = pytest.mark.timeout(300)
 

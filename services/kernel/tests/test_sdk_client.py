@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 from nbp.client import AsyncClient, Client, CredentialStore, Invalid, NotFound, Run, Unavailable
-from nbp_executor.testing import Platform
+
+from tests.support.executor import Platform
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -12,7 +12,8 @@ from nbp_common.db import SessionDep
 from nbp_common.errors import ErrorBody
 from nbp_common.paths import HOME_ROOT
 
-from nbp_executor import service, workspace
+from nbp_executor.api import service
+from nbp_executor.intake import workspace
 from nbp_executor.runtime import ExecutorRuntime, get_runtime
 from nbp_executor.schemas import (
     ExecuteNotebookRequest,

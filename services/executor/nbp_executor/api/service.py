@@ -19,11 +19,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nbp_executor import jobs, parameters, signals, workspace
-from nbp_executor.kernels import kernel_names
+from nbp_executor.intake import parameters, workspace
+from nbp_executor.intake.notebooks import InputNotebook, inspect_parameters, read_input
 from nbp_executor.models import Job, OutboxEvent
-from nbp_executor.notebooks import InputNotebook, inspect_parameters, read_input
+from nbp_executor.queueing import jobs, wakeups
 from nbp_executor.retries import policy as retries
+from nbp_executor.runners.kernels import kernel_names
 from nbp_executor.runtime import ExecutorRuntime
 from nbp_executor.schemas import ExecutionState, ProgressOut, RunRequest
 
@@ -218,7 +219,7 @@ async def wait_until_ended(
     rt: ExecutorRuntime, session: AsyncSession, run_id: int, principal: Principal
 ) -> Job:
     """The run once it has ended (a long poll woken by NOTIFY, with a slow poll as the safety net)."""
-    signal = rt.notifications[signals.ENDED]
+    signal = rt.notifications[wakeups.ENDED]
     while True:
         ticket = signal.ticket(run_id)
         job = await get(session, run_id, principal)
@@ -235,7 +236,7 @@ RECORD_WAIT_SECONDS = 30.0
 
 async def wait_until_recorded(rt: ExecutorRuntime, session: AsyncSession, run_id: int) -> bool:
     """Whether every event of the run reached the history (waiting up to ``RECORD_WAIT_SECONDS``)."""
-    signal = rt.notifications[signals.OUTBOX]
+    signal = rt.notifications[wakeups.OUTBOX]
     deadline = asyncio.get_running_loop().time() + RECORD_WAIT_SECONDS
     while True:
         ticket = signal.ticket()
@@ -286,7 +287,7 @@ async def cancel(session: AsyncSession, run_id: int, principal: Principal) -> Jo
         job.error_message = "cancelled before it started"
         await jobs.record_transition(session, job)
     else:
-        await jobs.notify(session, signals.CANCEL, str(run_id))
+        await jobs.notify(session, wakeups.CANCEL, str(run_id))
     await session.commit()
     return job
 

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from nbp_executor.notifications.models import Channel, NotificationDelivery, NotificationRule
 from nbp_executor.notifications.settings import NotifySettings, SmtpSettings
 from nbp_executor.notifications.targets import redact
-from nbp_executor.signals import NOTIFICATIONS, Notifications
+from nbp_executor.queueing.wakeups import NOTIFICATIONS, Notifications
 
 logger = logging.getLogger("nbp.executor.notifications")
 

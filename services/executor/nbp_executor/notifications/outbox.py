@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nbp_executor.models import Job
 from nbp_executor.notifications.models import NotificationDelivery, NotificationRule, Trigger
 from nbp_executor.notifications.settings import NotifySettings
-from nbp_executor.signals import NOTIFICATIONS
+from nbp_executor.queueing.wakeups import NOTIFICATIONS
 
 FAILED = frozenset({"failed", "timed_out"})
 ENDED = frozenset({"completed", *FAILED})  # a cancelled run neither fails nor recovers anything

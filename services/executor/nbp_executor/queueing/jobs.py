@@ -12,11 +12,11 @@ from sqlalchemy import Table, func, or_, select, text, update
 from sqlalchemy import insert as sql_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from nbp_executor import signals
-from nbp_executor.engine import Outcome, Progress
 from nbp_executor.models import Job, OutboxEvent
 from nbp_executor.notifications import outbox as notifications
+from nbp_executor.queueing import wakeups
 from nbp_executor.retries import policy as retries
+from nbp_executor.runners.papermill_run import Outcome, Progress
 
 EXECUTOR_LOST = "executor lost: the worker running this run stopped renewing its lease"
 
@@ -62,14 +62,14 @@ async def record_transition(session: AsyncSession, job: Job) -> None:
     await session.flush()
     event = event_of(job)
     session.add(OutboxEvent(event_id=event.event_id, job_id=job.id, payload=event.model_dump(mode="json")))
-    await notify(session, signals.OUTBOX)
+    await notify(session, wakeups.OUTBOX)
     if job.status in TERMINAL:
-        await notify(session, signals.ENDED, str(job.id))
+        await notify(session, wakeups.ENDED, str(job.id))
         # A failure that is retried is not notified: its last attempt is.
         if not await _retry(session, job):
             await notifications.on_run_ended(session, job)
     elif job.status == "queued":
-        await notify(session, signals.JOBS)
+        await notify(session, wakeups.JOBS)
 
 
 async def _retry(session: AsyncSession, job: Job) -> bool:
@@ -237,8 +237,8 @@ async def insert_many(session: AsyncSession, rows: list[dict[str, Any]]) -> None
             for e in events
         ],
     )
-    await notify(session, signals.OUTBOX)
-    await notify(session, signals.JOBS)
+    await notify(session, wakeups.OUTBOX)
+    await notify(session, wakeups.JOBS)
 
 
 async def next_ids(session: AsyncSession, count: int) -> list[int]:

@@ -17,9 +17,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-from nbp_executor import signals
 from nbp_executor.models import OutboxEvent
-from nbp_executor.signals import Notifications
+from nbp_executor.queueing import wakeups
+from nbp_executor.queueing.wakeups import Notifications
 
 logger = logging.getLogger("nbp.executor.relay")
 
@@ -46,7 +46,7 @@ class Relay:
         self.poll = poll
 
     async def run(self) -> None:
-        signal = self.notifications[signals.OUTBOX]
+        signal = self.notifications[wakeups.OUTBOX]
         while True:
             ticket = signal.ticket()
             try:

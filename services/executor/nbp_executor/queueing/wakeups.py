@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-logger = logging.getLogger("nbp.executor.signals")
+logger = logging.getLogger("nbp.executor.wakeups")
 
 JOBS = "nbp_executor_jobs"  # a job became claimable
 OUTBOX = "nbp_executor_outbox"  # an outbox row was written

@@ -13,14 +13,14 @@ from pathlib import Path
 from nbp_common.sandbox import SandboxUnavailable
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from nbp_executor import jobs, signals
-from nbp_executor.engine import CellTimeoutError, DeadKernelError, NotebookRun, Outcome
-from nbp_executor.kernels import KernelStartError, WarmKernel
+from nbp_executor.intake.workspace import user_folder
 from nbp_executor.models import Job
+from nbp_executor.queueing import jobs, wakeups
+from nbp_executor.queueing.wakeups import Notifications, Signal
 from nbp_executor.runners import Runner
+from nbp_executor.runners.kernels import KernelStartError, WarmKernel
+from nbp_executor.runners.papermill_run import CellTimeoutError, DeadKernelError, NotebookRun, Outcome
 from nbp_executor.settings import ExecutorSettings
-from nbp_executor.signals import Notifications, Signal
-from nbp_executor.workspace import user_folder
 
 logger = logging.getLogger("nbp.executor.worker")
 
@@ -53,7 +53,7 @@ class Worker:
 
     async def run(self) -> None:
         settings = self.ctx.settings
-        signal = self.ctx.notifications[signals.JOBS]
+        signal = self.ctx.notifications[wakeups.JOBS]
         while True:
             ticket = signal.ticket()
             try:
@@ -142,7 +142,7 @@ class Worker:
     async def _keep_lease(self, job: Job, run: NotebookRun, lease: _Lease) -> None:
         """Renew the lease (and store the progress) until cancelled; flag a cancel or a lost lease."""
         settings = self.ctx.settings
-        cancel_signal = self.ctx.notifications[signals.CANCEL]
+        cancel_signal = self.ctx.notifications[wakeups.CANCEL]
         loop = asyncio.get_running_loop()
         written = -1
         next_beat = 0.0

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nbp_executor import workspace
+from nbp_executor.intake import workspace
 from nbp_executor.models import Job
 
 MAX_RETRIES = 10

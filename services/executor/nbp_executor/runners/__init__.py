@@ -14,7 +14,7 @@ from typing import Protocol
 from nbp_common.auth import AuthSettings
 from nbp_common.sandbox import Limits
 
-from nbp_executor.kernels import WarmKernel
+from nbp_executor.runners.kernels import WarmKernel
 from nbp_executor.settings import ExecutorSettings, RunnerName
 
 logger = logging.getLogger("nbp.executor.runners")

@@ -2,7 +2,7 @@
 process per request. Every run still gets its own, new process (never reused, never shared); what it
 saves is the second of CPU an interpreter spends importing IPython and ipykernel on every start.
 
-How it fits Jupyter: the kernel spec's command becomes ``python -m nbp_executor.forkserver kernel
+How it fits Jupyter: the kernel spec's command becomes ``python -m nbp_executor.runners.forkserver kernel
 SOCKET -f {connection_file}``, a tiny *stand-in* process that jupyter_client launches and manages as
 usual. The stand-in asks the zygote for a kernel (passing its stdin/stdout/stderr, environment, working
 directory and the connection file's content), relays signals to it (interrupt) over the same connection,

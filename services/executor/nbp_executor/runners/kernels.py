@@ -1,7 +1,7 @@
 """Warm kernels: a few kernels started ahead per kernel name, each handed to exactly one run and then
 shut down. A run never waits for a kernel to start unless the pool is empty (and never shares one).
 
-Kernels are forked from a zygote (``nbp_executor.forkserver``): the executor's own (``trusted``), or one
+Kernels are forked from a zygote (``forkserver``): the executor's own (``trusted``), or one
 per user started inside that user's sandbox (``SandboxZygote``, the ``sandbox`` runner). Trusted
 kernels run with the executor's environment minus its own settings (``NBP_*``).
 """
@@ -87,7 +87,7 @@ def kernel_names(max_age: float = 30.0) -> frozenset[str]:
 
 
 class Zygote:
-    """The fork server (``nbp_executor.forkserver``), started once per executor process: trusted."""
+    """The fork server (``nbp_executor.runners.forkserver``), started once per executor process: trusted."""
 
     def __init__(self) -> None:
         self.directory = tempfile.mkdtemp(prefix="nbp-zygote-")
@@ -99,7 +99,7 @@ class Zygote:
         return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "nbp_executor.forkserver",
+            "nbp_executor.runners.forkserver",
             "serve",
             "--socket",
             self.path,
@@ -127,7 +127,15 @@ class Zygote:
         )
 
     def argv(self) -> list[str]:
-        return ["python", "-m", "nbp_executor.forkserver", "kernel", self.path, "-f", "{connection_file}"]
+        return [
+            "python",
+            "-m",
+            "nbp_executor.runners.forkserver",
+            "kernel",
+            self.path,
+            "-f",
+            "{connection_file}",
+        ]
 
     async def close(self) -> None:
         if self.process is not None and self.process.returncode is None:

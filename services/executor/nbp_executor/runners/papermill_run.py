@@ -29,8 +29,8 @@ from papermill.execute import prepare_notebook_metadata, raise_for_execution_err
 from papermill.iorw import load_notebook_node, write_ipynb
 from papermill.parameterize import parameterize_notebook
 
-from nbp_executor.kernels import WarmKernel
-from nbp_executor.notebooks import recorded_results
+from nbp_executor.intake.notebooks import recorded_results
+from nbp_executor.runners.kernels import WarmKernel
 
 INJECTED_TAG = "injected-parameters"
 SOURCE_EXCERPT = 2000

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 from nbp_common.sandbox import Limits, Sandbox, bubblewrap
 
-from nbp_executor.kernels import KernelPool, KernelStartError, SandboxZygote, WarmKernel
+from nbp_executor.intake.workspace import user_folder
+from nbp_executor.runners.kernels import KernelPool, KernelStartError, SandboxZygote, WarmKernel
 from nbp_executor.settings import ExecutorSettings, RunnerName
-from nbp_executor.workspace import user_folder
 
 logger = logging.getLogger("nbp.executor.sandbox")
 

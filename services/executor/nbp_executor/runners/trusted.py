@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from nbp_common.sandbox import Limits
 
-from nbp_executor.kernels import KernelPool, WarmKernel, Zygote
+from nbp_executor.runners.kernels import KernelPool, WarmKernel, Zygote
 from nbp_executor.settings import ExecutorSettings, RunnerName
 
 

@@ -22,13 +22,14 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from nbp_executor import jobs, signals, workspace
+from nbp_executor.intake import workspace
 from nbp_executor.models import Job
+from nbp_executor.queueing import jobs, wakeups
+from nbp_executor.queueing.wakeups import Notifications
 from nbp_executor.schedules import calendar
 from nbp_executor.schedules.models import CatchUp, FireOutcome, Schedule, ScheduleFire
 from nbp_executor.schedules.settings import SchedulerSettings
 from nbp_executor.settings import ExecutorSettings
-from nbp_executor.signals import Notifications
 
 logger = logging.getLogger("nbp.executor.schedules")
 
@@ -219,7 +220,7 @@ class Scheduler:
         self.notifications = notifications
 
     async def run(self) -> None:
-        signal = self.notifications[signals.SCHEDULES]
+        signal = self.notifications[wakeups.SCHEDULES]
         while True:
             ticket = signal.ticket()
             delay = self.scheduler.poll_seconds

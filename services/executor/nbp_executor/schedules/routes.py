@@ -11,7 +11,7 @@ from nbp_common.auth import Reader, Writer
 from nbp_common.db import SessionDep
 from nbp_common.errors import ErrorBody
 
-from nbp_executor import service as runs_service
+from nbp_executor.api import service as runs_service
 from nbp_executor.runtime import ExecutorRuntime, get_runtime
 from nbp_executor.schedules import firing, service
 from nbp_executor.schedules.schemas import (

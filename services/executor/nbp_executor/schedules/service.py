@@ -12,8 +12,10 @@ from nbp_common.errors import FieldError, Invalid, NotFound
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nbp_executor import jobs, parameters, service, signals
+from nbp_executor.api import service
+from nbp_executor.intake import parameters
 from nbp_executor.models import Job
+from nbp_executor.queueing import jobs, wakeups
 from nbp_executor.retries import policy as retries
 from nbp_executor.runtime import ExecutorRuntime
 from nbp_executor.schedules import calendar, firing
@@ -54,7 +56,7 @@ def schedule_detail(schedule: Schedule, now: datetime) -> ScheduleDetail:
 
 
 async def _replan(session: AsyncSession) -> None:
-    await jobs.notify(session, signals.SCHEDULES)
+    await jobs.notify(session, wakeups.SCHEDULES)
 
 
 async def create(

@@ -1,0 +1,1 @@
+"""The HTTP API: thin routes and the operations behind them (submit, follow, cancel, output)."""
