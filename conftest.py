@@ -18,8 +18,9 @@ from nbp_platform import SERVICES
 from nbp_registry.main import SPEC as REGISTRY
 from sqlalchemy.engine import URL
 
-# The executor's fixtures (a served platform, notebook files) are a plugin, like the database ones.
-pytest_plugins = ["nbp_common.testing", "tests.support.executor"]
+# The executor's fixtures (a served platform, notebook files) and Superset's (the real Superset, a
+# browser) are plugins, like the database ones.
+pytest_plugins = ["nbp_common.testing", "tests.support.executor", "nbp_superset.testing"]
 
 
 @pytest.fixture(scope="session")

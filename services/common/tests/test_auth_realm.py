@@ -172,20 +172,25 @@ async def test_the_cli_signs_in_on_any_loopback_port_and_nowhere_else(
 
 
 @pytest.mark.parametrize(
-    ("redirect_uri", "accepted"),
+    ("client_id", "redirect_uri", "accepted"),
     [
-        ("http://127.0.0.1:8000/hub/oauth_callback", True),  # the local JupyterHub, on any port
-        ("http://127.0.0.1:41234/hub/oauth_callback", True),
-        ("http://127.0.0.1:8000/hub/elsewhere", False),
-        ("http://localhost:8000/hub/oauth_callback", False),
-        ("https://attacker.example/hub/oauth_callback", False),
+        ("jupyterhub", "http://127.0.0.1:8000/hub/oauth_callback", True),  # the local JupyterHub, any port
+        ("jupyterhub", "http://127.0.0.1:41234/hub/oauth_callback", True),
+        ("jupyterhub", "http://127.0.0.1:8000/hub/elsewhere", False),
+        ("jupyterhub", "http://localhost:8000/hub/oauth_callback", False),
+        ("jupyterhub", "https://attacker.example/hub/oauth_callback", False),
+        ("superset", "http://127.0.0.1:8088/oauth-authorized/keycloak", True),  # the local Superset, any port
+        ("superset", "http://127.0.0.1:41234/oauth-authorized/keycloak", True),
+        ("superset", "http://127.0.0.1:8088/oauth-authorized/github", False),
+        ("superset", "http://localhost:8088/oauth-authorized/keycloak", False),
+        ("superset", "https://attacker.example/oauth-authorized/keycloak", False),
     ],
 )
-async def test_the_local_jupyterhub_signs_in_on_loopback_and_nowhere_else(
-    keycloak: LocalKeycloak, redirect_uri: str, accepted: bool
+async def test_the_local_browser_logins_sign_in_on_loopback_and_nowhere_else(
+    keycloak: LocalKeycloak, client_id: str, redirect_uri: str, accepted: bool
 ) -> None:
     params = {
-        "client_id": "jupyterhub",
+        "client_id": client_id,
         "response_type": "code",
         "scope": "openid",
         "redirect_uri": redirect_uri,

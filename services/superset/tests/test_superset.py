@@ -1,0 +1,386 @@
+"""Superset as the platform runs it: the real Superset (its own environment), signing in through the real
+Keycloak in Debian's Chromium, its dashboards over runs made through the platform's API, the roles the
+realm's groups give, the OAuth checks, logout, and the dashboards' import."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import asyncpg
+import pytest
+import yaml
+from nbp_common.auth.testing import LocalKeycloak, keycloak
+from nbp_common.testing import asyncpg_dsn
+from nbp_executor.testing import Platform
+from nbp_superset.testing import SupersetServer, artifacts_dir, is_on
+from sqlalchemy.engine import make_url
+
+__all__ = ["keycloak"]
+
+# The module's first test also waits for Superset's setup (install check, migrate, init, import, start):
+# minutes on a loaded two-core machine.
+pytestmark = pytest.mark.timeout(1800)
+
+RUNS_DASHBOARD = "nbp-runs"
+
+
+# --- signing in --------------------------------------------------------------------------------------
+
+
+async def keycloak_form(page: Any, username: str, password: str) -> None:
+    await page.wait_for_selector("#username")
+    await page.fill("#username", username)
+    await page.fill("#password", password)
+    await page.click("#kc-login")
+
+
+async def sign_in(browser: Any, superset: SupersetServer, keycloak: LocalKeycloak, username: str) -> Any:
+    """A browser context signed in as ``username`` the way a person does: Superset's login page, its
+    Keycloak button, Keycloak's own form."""
+    context = await new_context(browser, superset)
+    page = await context.new_page()
+    await page.goto("/login/")
+    await page.get_by_text("Sign in with Keycloak").click()
+    await page.wait_for_url(lambda url: url.startswith(keycloak.url), wait_until="commit")
+    await keycloak_form(page, username, keycloak.user_password)
+    await page.wait_for_url(
+        lambda url: is_on(url, superset.url) and "/login" not in url and "/oauth-authorized" not in url,
+        wait_until="commit",
+    )
+    return context
+
+
+async def new_context(browser: Any, superset: SupersetServer) -> Any:
+    """A browser context of its own (cookies), patient: two shared cores make Superset's pages slow."""
+    context = await browser.new_context(base_url=superset.url)
+    context.set_default_timeout(180_000)
+    context.set_default_navigation_timeout(180_000)
+    return context
+
+
+async def roles_of(context: Any) -> set[str]:
+    """The signed-in user's Superset roles, besides ``Public``: every user holds that one (the
+    registration role), and it grants nothing (``PUBLIC_ROLE_LIKE = None``; erin's test shows it)."""
+    response = await context.request.get("/api/v1/me/roles/")
+    assert response.status == 200, await response.text()
+    roles = set((await response.json())["result"]["roles"])
+    assert "Public" in roles
+    return roles - {"Public"}
+
+
+async def signed_in(context: Any) -> bool:
+    response = await context.request.get("/api/v1/me/")
+    return bool(response.status == 200)
+
+
+async def csrf_headers(context: Any) -> dict[str, str]:
+    response = await context.request.get("/api/v1/security/csrf_token/")
+    assert response.status == 200, await response.text()
+    return {"X-CSRFToken": (await response.json())["result"]}
+
+
+# --- runs made through the platform's API ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def runs(platform: Platform) -> dict[str, Any]:
+    """Three runs through the API: two that record a result and complete, one that fails in cell 2."""
+    from nbp_executor.testing import write_notebook
+
+    folder = platform.user("dashboards")
+    write_notebook(
+        folder / "train.ipynb",
+        "import nbp\nnbp.record('accuracy', 0.5 + learning_rate)",
+        parameters="learning_rate = 0.1",
+    )
+    write_notebook(folder / "broken.ipynb", "x = 1", "1 / 0")
+    made = []
+    for body in (
+        {"username": "dashboards", "notebook_path": "train.ipynb", "parameters": {"learning_rate": 0.25}},
+        {"username": "dashboards", "notebook_path": "train.ipynb", "parameters": {"learning_rate": 0.125}},
+        {"username": "dashboards", "notebook_path": "broken.ipynb"},
+    ):
+        response = await platform.client.post("/execute", json=body)
+        assert response.status_code == 200, response.text
+        made.append(response.json())
+    assert [r["status"] for r in made] == ["completed", "completed", "failed"]
+    for run in made:  # the history has each run's final record before Superset is asked
+        await platform.history(run["id"], run["status"])
+    return {"runs": made, "completed": 2, "failed": 1}
+
+
+async def dashboard_charts(context: Any, slug: str) -> dict[str, int]:
+    response = await context.request.get(f"/api/v1/dashboard/{slug}/charts")
+    assert response.status == 200, await response.text()
+    return {chart["slice_name"]: chart["id"] for chart in (await response.json())["result"]}
+
+
+async def chart_rows(context: Any, chart_id: int) -> list[dict[str, Any]]:
+    response = await context.request.get(f"/api/v1/chart/{chart_id}/data/")
+    assert response.status == 200, await response.text()
+    rows: list[dict[str, Any]] = (await response.json())["result"][0]["data"]
+    return rows
+
+
+# --- the tests ---------------------------------------------------------------------------------------
+
+
+async def test_alice_signs_in_through_keycloak_and_is_alpha(
+    browser: Any, superset: SupersetServer, keycloak: LocalKeycloak
+) -> None:
+    context = await sign_in(browser, superset, keycloak, "alice")
+    try:
+        assert await roles_of(context) == {"Alpha"}
+        cookies = {c["name"]: c for c in await context.cookies(superset.url)}
+        session = cookies["nbp_superset_session"]
+        assert session["httpOnly"] is True
+        assert "session" not in cookies  # Superset's default name is not used
+    finally:
+        await context.close()
+
+
+async def test_the_runs_dashboard_shows_the_runs_made_through_the_api(
+    browser: Any, superset: SupersetServer, keycloak: LocalKeycloak, runs: dict[str, Any]
+) -> None:
+    context = await sign_in(browser, superset, keycloak, "alice")
+    try:
+        charts = await dashboard_charts(context, RUNS_DASHBOARD)
+        per_day = await chart_rows(context, charts["Runs per day by status"])
+        by_status: dict[str, int] = {}
+        for row in per_day:
+            by_status[row["status"]] = by_status.get(row["status"], 0) + row["runs"]
+        assert by_status == {"completed": runs["completed"], "failed": runs["failed"]}
+
+        (rate,) = await chart_rows(context, charts["Success rate"])
+        assert rate["success_rate"] == pytest.approx(2 / 3)
+
+        failures = await chart_rows(context, charts["Recent failures"])
+        failed = next(r for r in runs["runs"] if r["status"] == "failed")
+        assert len(failures) == 1
+        assert failures[0]["error_ename"] == "ZeroDivisionError"
+        assert failures[0]["error_cell_index"] == failed["error"]["cell_index"]
+        assert "1 / 0" in failures[0]["error_cell_source"]
+
+        durations = await chart_rows(context, charts["Duration by notebook (p50, p95) — slowest first"])
+        assert {r["notebook"]: r["runs"] for r in durations} == {"train.ipynb": 2, "broken.ipynb": 1}
+
+        experiments = await dashboard_charts(context, "nbp-experiments")
+        results = await chart_rows(context, experiments["Results against the run's parameters"])
+        assert {r["notebook"] for r in results} == {"train.ipynb"}
+        recorded = sorted((r["value"], json.loads(r["parameters"])["learning_rate"]) for r in results)
+        assert recorded == [pytest.approx((0.625, 0.125)), pytest.approx((0.75, 0.25))]
+
+        usage = await dashboard_charts(context, "nbp-usage")
+        by_user = await chart_rows(context, usage["Runs and run time by user"])
+        assert {r["username"]: r["runs"] for r in by_user} == {"dashboards": 3}
+        by_group = await chart_rows(context, usage["Runs and run time by group"])
+        assert by_group, "every run counts under its owner's groups, or '(no group)'"
+        assert sum(r["runs"] for r in by_group) >= 3
+
+        # And in the browser: the dashboard renders them; its screenshot is the README's.
+        page = await context.new_page()
+        await page.set_viewport_size({"width": 1400, "height": 1200})
+        await page.goto(f"/superset/dashboard/{RUNS_DASHBOARD}/")
+        await page.get_by_text("ZeroDivisionError").first.wait_for(timeout=120_000)
+        await page.wait_for_load_state("networkidle", timeout=120_000)
+        await page.screenshot(path=str(artifacts_dir() / "superset-runs-dashboard.png"), full_page=True)
+    finally:
+        await context.close()
+
+
+async def test_carol_an_analyst_views_but_cannot_edit(
+    browser: Any, superset: SupersetServer, keycloak: LocalKeycloak, runs: dict[str, Any]
+) -> None:
+    context = await sign_in(browser, superset, keycloak, "carol")
+    try:
+        assert await roles_of(context) == {"Platform Viewer"}
+        charts = await dashboard_charts(context, RUNS_DASHBOARD)
+        assert await chart_rows(context, charts["Success rate"])
+        headers = await csrf_headers(context)
+        chart_id = charts["Success rate"]
+        edit = await context.request.put(
+            f"/api/v1/chart/{chart_id}", data={"slice_name": "carol was here"}, headers=headers
+        )
+        assert edit.status == 403, await edit.text()
+        dashboard = await context.request.put(
+            f"/api/v1/dashboard/{RUNS_DASHBOARD}", data={"dashboard_title": "carol"}, headers=headers
+        )
+        assert dashboard.status in (403, 404), await dashboard.text()
+        created = await context.request.post(
+            "/api/v1/chart/",
+            data={"slice_name": "new", "viz_type": "table", "datasource_id": 1, "datasource_type": "table"},
+            headers=headers,
+        )
+        assert created.status == 403, await created.text()
+    finally:
+        await context.close()
+
+
+async def test_erin_in_no_group_gets_no_access(
+    browser: Any, superset: SupersetServer, keycloak: LocalKeycloak
+) -> None:
+    context = await sign_in(browser, superset, keycloak, "erin")
+    try:
+        # Signed in (an anonymous caller gets 401), and allowed nothing, not even to read her own roles.
+        assert (await context.request.get("/api/v1/me/")).status == 403
+        assert (await context.request.get("/api/v1/me/roles/")).status == 403
+        dashboards = await context.request.get("/api/v1/dashboard/")
+        assert dashboards.status == 403 or (await dashboards.json())["count"] == 0
+        charts = await context.request.get("/api/v1/chart/")
+        assert charts.status == 403 or (await charts.json())["count"] == 0
+        dataset = await context.request.get("/api/v1/dataset/")
+        assert dataset.status == 403 or (await dataset.json())["count"] == 0
+    finally:
+        await context.close()
+
+
+async def test_dana_is_admin(browser: Any, superset: SupersetServer, keycloak: LocalKeycloak) -> None:
+    context = await sign_in(browser, superset, keycloak, "dana")
+    try:
+        assert await roles_of(context) == {"Admin"}
+    finally:
+        await context.close()
+
+
+async def held_callback(context: Any, keycloak: LocalKeycloak, username: str) -> tuple[str, str]:
+    """Sign in at Keycloak's form in the browser's session, but take its answer (the redirect to Superset's
+    callback) instead of following it: (code, state). A browser cannot be stopped mid-redirect."""
+    page = await context.new_page()
+    await page.goto("/login/keycloak")
+    await page.wait_for_selector("#kc-form-login")
+    action = await page.get_attribute("#kc-form-login", "action")
+    answer = await context.request.post(
+        action,
+        form={"username": username, "password": keycloak.user_password, "credentialId": ""},
+        max_redirects=0,
+    )
+    assert answer.status == 302, await answer.text()
+    query = parse_qs(urlparse(answer.headers["location"]).query)
+    await page.close()
+    return query["code"][0], query["state"][0]
+
+
+async def test_a_forged_or_missing_state_and_a_replayed_code_are_refused(
+    browser: Any, superset: SupersetServer, keycloak: LocalKeycloak
+) -> None:
+    context = await new_context(browser, superset)
+    other = await new_context(browser, superset)
+    try:
+        code, state = await held_callback(context, keycloak, "alice")
+        page = await context.new_page()
+        for query in (f"code={code}&state=forged{state[6:]}", f"code={code}"):
+            await page.goto(f"/oauth-authorized/keycloak?{query}")
+            assert "/login" in page.url, page.url
+            assert not await signed_in(context), query
+        # The same code with its own state signs in: the refusals above were the state's.
+        await page.goto(f"/oauth-authorized/keycloak?code={code}&state={state}")
+        assert await signed_in(context)
+
+        # Replayed: another browser with a login of its own under way (a valid state) brings the used code.
+        intruder = await other.new_page()
+        await intruder.goto("/login/keycloak")
+        await intruder.wait_for_selector("#username")
+        own_state = parse_qs(urlparse(intruder.url).query)["state"][0]
+        await intruder.goto(f"/oauth-authorized/keycloak?code={code}&state={own_state}")
+        assert "/login" in intruder.url, intruder.url
+        assert not await signed_in(other)
+    finally:
+        await context.close()
+        await other.close()
+
+
+async def test_logout_ends_the_keycloak_session(
+    browser: Any, superset: SupersetServer, keycloak: LocalKeycloak
+) -> None:
+    context = await sign_in(browser, superset, keycloak, "bob")
+    try:
+        page = await context.new_page()
+        await page.goto("/logout/", wait_until="commit")
+        await page.wait_for_url(
+            lambda url: is_on(url, superset.url) and "/login/" in url, wait_until="commit"
+        )
+        assert not await signed_in(context)
+        # Keycloak asks for the password again: its session is gone, not only Superset's.
+        await page.goto("/login/keycloak")
+        await page.wait_for_selector("#username")
+        assert page.url.startswith(keycloak.url)
+    finally:
+        await context.close()
+
+
+# --- the dashboards' import --------------------------------------------------------------------------
+
+SNAPSHOT = {
+    "dbs": "SELECT uuid, database_name, sqlalchemy_uri, extra FROM dbs",
+    "tables": "SELECT t.uuid, t.table_name, t.schema, t.sql, t.main_dttm_col FROM tables t",
+    "table_columns": "SELECT t.uuid, c.column_name, c.type, c.expression, c.is_dttm "
+    "FROM table_columns c JOIN tables t ON t.id = c.table_id",
+    "sql_metrics": "SELECT t.uuid, m.metric_name, m.expression "
+    "FROM sql_metrics m JOIN tables t ON t.id = m.table_id",
+    "slices": "SELECT id, uuid, slice_name, viz_type, params, query_context, datasource_id FROM slices",
+    "dashboards": "SELECT id, uuid, dashboard_title, slug, position_json, json_metadata, published "
+    "FROM dashboards",
+    "dashboard_slices": "SELECT dashboard_id, slice_id FROM dashboard_slices",
+}
+
+
+async def snapshot(superset: SupersetServer) -> dict[str, list[tuple[Any, ...]]]:
+    conn = await asyncpg.connect(asyncpg_dsn(superset.databases.metadata))
+    try:
+        return {
+            name: sorted((tuple(str(v) for v in row) for row in await conn.fetch(sql)), key=repr)
+            for name, sql in SNAPSHOT.items()
+        }
+    finally:
+        await conn.close()
+
+
+async def test_importing_twice_changes_and_duplicates_nothing(superset: SupersetServer) -> None:
+    before = await snapshot(superset)
+    assert len(before["dashboards"]) == 3
+    await asyncio.to_thread(superset.import_dashboards)
+    assert await snapshot(superset) == before
+
+
+async def test_an_edited_chart_in_the_bundle_is_applied_on_import(
+    superset: SupersetServer, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "bundle.zip"
+    await asyncio.to_thread(superset.import_dashboards, "--write", str(bundle))
+    with zipfile.ZipFile(bundle) as archive:
+        files = {name: archive.read(name).decode() for name in archive.namelist()}
+    (chart_file,) = [name for name in files if name.endswith("charts/Success_rate.yaml")]
+    chart = yaml.safe_load(files[chart_file])
+    chart["slice_name"] = "Success rate (edited)"
+    chart["params"]["subheader"] = "edited in the bundle"
+    files[chart_file] = yaml.safe_dump(chart)
+    edited = tmp_path / "edited.zip"
+    with zipfile.ZipFile(edited, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+
+    before = await snapshot(superset)
+    await asyncio.to_thread(superset.import_dashboards, "--bundle", str(edited))
+    after = await snapshot(superset)
+    row = next(r for r in after["slices"] if r[1] == chart["uuid"])
+    assert row[2] == "Success rate (edited)"
+    assert json.loads(row[4])["subheader"] == "edited in the bundle"
+    assert len(after["slices"]) == len(before["slices"])  # overwritten, not added
+    assert after["dashboard_slices"] == before["dashboard_slices"]
+
+    await asyncio.to_thread(superset.import_dashboards)  # the code's bundle puts it back
+    assert await snapshot(superset) == before
+
+
+async def test_the_history_connection_is_the_read_only_role(superset: SupersetServer) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(superset.databases.metadata))
+    try:
+        uri = await conn.fetchval("SELECT sqlalchemy_uri FROM dbs")
+    finally:
+        await conn.close()
+    assert make_url(uri).username == "superset_ro"
