@@ -5,7 +5,7 @@
 #   docker build --target registry -t notebook-platform/registry:0.1.0 .
 #   docker build --target executor -t notebook-platform/executor:0.1.0 .
 #   docker build --target history  -t notebook-platform/history:0.1.0 .
-#   docker build --target superset -t notebook-platform/superset:0.1.0 .
+#   docker build --target superset -t notebook-platform/superset:0.1.0 .   (superset-auth/requirements.lock)
 #
 # (`make images` builds them all.) Each service gets a virtualenv built from the workspace lockfile
 # (uv.lock, `uv sync --frozen`) holding its own package and dependencies only, copied into a slim
@@ -13,7 +13,6 @@
 # workspace volume).
 
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
-ARG SUPERSET_IMAGE=apache/superset:4.1.2
 
 # --- build: uv from PyPI, then one venv per service -----------------------------------------------------
 FROM ${PYTHON_IMAGE} AS builder
@@ -87,10 +86,20 @@ ENV HOME=/tmp \
 COPY --from=build-executor /app/.venv /app/.venv
 CMD ["nbp-executor", "serve", "--host", "0.0.0.0", "--port", "8000"]
 
-# --- Superset with what its Keycloak login needs (Authlib; psycopg2 for the metadata database) ---------
-# Configuration is not baked in: the chart mounts superset-auth/*.py and loads them.
-FROM ${SUPERSET_IMAGE} AS superset
-USER 0
-RUN pip install --no-cache-dir "Authlib==1.3.2" "psycopg2-binary==2.9.10"
-# back to the image's `superset` user (uid and gid 1000; the chart's runAsUser)
-USER 1000:1000
+# --- Superset: exactly superset-auth/requirements.lock (Superset 6.1, Authlib, psycopg2) ---------------
+# Its own environment: it pins SQLAlchemy < 2 and cannot share the services' lockfile. Configuration and
+# dashboards are not baked in: the chart mounts superset-auth/*.py (SUPERSET_CONFIG_PATH points there).
+FROM builder AS build-superset
+RUN --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=bind,source=superset-auth/requirements.lock,target=/src/requirements.lock \
+    uv venv /app/.venv \
+ && uv pip sync --python /app/.venv/bin/python /src/requirements.lock \
+ && /app/.venv/bin/python -c "import authlib, psycopg2, superset"
+
+FROM runtime AS superset
+ENV HOME=/tmp \
+    SUPERSET_HOME=/tmp/superset-home \
+    SUPERSET_CONFIG_PATH=/opt/nbp/superset-auth/superset_config.py
+COPY --from=build-superset /app/.venv /app/.venv
+EXPOSE 8088
+CMD ["gunicorn", "--bind=0.0.0.0:8088", "--worker-class=gthread", "--threads=8", "superset.app:create_app()"]

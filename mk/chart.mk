@@ -84,10 +84,10 @@ chart-files: $(CHART_VENV)/.installed ## Copy keycloak-realm/ and superset-auth/
 
 # A copy of the chart with the real third-party subcharts in its charts/ (what `helm dependency build`
 # would put there; the archives come from THIRD_PARTY_CHARTS, as their repositories publish them),
-# rendered with the defaults and with each ci/*-values.yaml. Superset's upstream chart is not among them
-# (deprecated upstream; our own subchart replaces it), so it is left out until that lands.
+# rendered with the defaults and with each ci/*-values.yaml. Superset is ours (charts/nbp-lib's
+# superset template; the upstream chart is deprecated and runs as root): nothing is left out.
 THIRD_PARTY_CHARTS ?= /work/shared/charts
-CHART_LEAVE_OUT    ?= superset
+CHART_LEAVE_OUT    ?=
 chart-render: $(HELM) $(CHART_VENV)/.installed ## Render the chart (defaults and ci/*-values.yaml) into .cache/chart/render
 	$(CHART_PY) tests/chart/tools/chart.py prepare --chart $(CHART_DIR) --repo . --out $(dir $(CHART_PREPARED)) \
 		--third-party $(THIRD_PARTY_CHARTS) $(foreach d,$(CHART_LEAVE_OUT),--leave-out $(d))

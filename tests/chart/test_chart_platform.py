@@ -38,7 +38,8 @@ def test_cnpg_cluster_roles_and_databases(default: list[dict[str, Any]]) -> None
     assert cluster["bootstrap"]["initdb"]["database"] == "notebook_manager"
     assert cluster["enableSuperuserAccess"] is False
     roles = {r["name"]: r for r in cluster["managed"]["roles"]}
-    assert set(roles) == ROLES
+    assert set(roles) == {*ROLES, "history_reader"}  # the last one without login (below)
+    del roles["history_reader"]
     secrets = {s["metadata"]["name"]: s for s in by_kind(default, "Secret")}
     for name, role in roles.items():
         secret = secrets[role["passwordSecret"]["name"]]
@@ -58,7 +59,13 @@ def test_cnpg_cluster_roles_and_databases(default: list[dict[str, Any]]) -> None
 
 def test_minimal_platform_creates_only_its_roles(rendered: dict[str, list[dict[str, Any]]]) -> None:
     cluster = one(rendered["minimal"], "Cluster", f"{RELEASE}-db")["spec"]
-    assert {r["name"] for r in cluster["managed"]["roles"]} == {"nbp_registry", "nbp_executor", "nbp_history"}
+    # history_reader too: the history's migration grants it whether Superset is on or not
+    assert {r["name"] for r in cluster["managed"]["roles"]} == {
+        "nbp_registry",
+        "nbp_executor",
+        "nbp_history",
+        "history_reader",
+    }
     history = deployment(rendered["minimal"], "history")["spec"]["template"]["spec"]
     assert [c["name"] for c in history["initContainers"]] == ["migrate"]
 
@@ -85,19 +92,21 @@ def test_database_accepts_only_its_clients(default: list[dict[str, Any]]) -> Non
         for d in by_kind(default, "Deployment")
         if d["spec"]["template"]["metadata"]["labels"].get("notebook-platform/access-db") == "true"
     ]
-    assert sorted(clients_pods) == sorted(f"{RELEASE}-{s}" for s in SERVICES)
+    assert sorted(clients_pods) == sorted(f"{RELEASE}-{s}" for s in (*SERVICES, "superset"))
 
 
-def test_superset_read_only_role_is_granted_on_history(default: list[dict[str, Any]]) -> None:
+def test_the_history_reader_role_comes_from_the_database_not_an_init_container(
+    default: list[dict[str, Any]],
+) -> None:
+    # The history's migration grants `history_reader`; CNPG creates it (the schema owner may not create
+    # roles) and makes superset_ro a member. No pod grants anything.
+    roles = {r["name"]: r for r in one(default, "Cluster", f"{RELEASE}-db")["spec"]["managed"]["roles"]}
+    assert roles["history_reader"]["login"] is False
+    assert "passwordSecret" not in roles["history_reader"]
+    assert roles["superset_ro"]["inRoles"] == ["history_reader"]
     spec = deployment(default, "history")["spec"]["template"]["spec"]
-    assert [c["name"] for c in spec["initContainers"]] == ["migrate", "grant-readonly"]
-    grant = spec["initContainers"][1]
-    env = env_map(grant)
-    assert (env["NBP_READONLY_ROLE"], env["NBP_READONLY_SCHEMA"]) == ("superset_ro", "history")
-    script = one(default, "ConfigMap", f"{RELEASE}-history-grants")["data"]["grant-readonly.py"]
-    assert "GRANT SELECT ON ALL TABLES IN SCHEMA" in script
-    assert "ALTER DEFAULT PRIVILEGES" in script
-    compile(script, "grant-readonly.py", "exec")
+    assert [c["name"] for c in spec["initContainers"]] == ["migrate"]
+    assert not [d for d in default if d["metadata"]["name"].endswith("history-grants")]
 
 
 # --- the three services -------------------------------------------------------------------------------
@@ -350,35 +359,93 @@ def test_realm_groups_match_the_hub_allow_rule(values: dict[str, Any]) -> None:
 # --- Superset -----------------------------------------------------------------------------------------
 
 
-def test_superset_loads_the_files_under_superset_auth(
-    default: list[dict[str, Any]], values: dict[str, Any]
-) -> None:
+def superset_parts(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    deploy = one(docs, "Deployment", f"{RELEASE}-superset")
+    (job,) = [
+        d for d in docs if d["kind"] == "Job" and d["metadata"]["name"].startswith(f"{RELEASE}-superset-init")
+    ]
+    return deploy, job
+
+
+def test_superset_loads_the_files_under_superset_auth(default: list[dict[str, Any]]) -> None:
     cm = one(default, "ConfigMap", f"{RELEASE}-superset-auth")
     expected = sorted(p.name for p in (REPO / "superset-auth").glob("*.py"))
     assert sorted(cm.get("data") or {}) == expected
-    superset = values["superset"]
-    mounts = {m["name"]: m["mountPath"] for m in superset["extraVolumeMounts"]}
-    assert mounts["superset-auth"] == "/app/nbp/superset-auth"
-    assert 'glob("/app/nbp/superset-auth/*.py")' in superset["configOverrides"]["nbp_platform"]
-    assert superset["postgresql"]["enabled"] is False, "metadata lives in the platform's CNPG cluster"
-    assert superset["supersetNode"]["connections"]["db_host"] == "{{ .Release.Name }}-db-rw"
-    assert superset["supersetNode"]["connections"]["db_name"] == "superset"
+    for source in cm["data"].values():
+        compile(source, "superset-auth", "exec")
+    deploy, job = superset_parts(default)
+    for pod in (deploy["spec"]["template"]["spec"], job["spec"]["template"]["spec"]):
+        for container in pod["containers"] + pod.get("initContainers", []):
+            mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+            assert mounts["superset-auth"] == "/opt/nbp/superset-auth"
+            env = env_map(container)
+            assert env["SUPERSET_CONFIG_PATH"] == "/opt/nbp/superset-auth/superset_config.py"
+            # metadata and history in the platform's CNPG cluster, as Superset's own and the read-only role
+            assert env["NBP_SUPERSET_DATABASE_URI"].startswith(
+                f"postgresql+psycopg2://superset@{RELEASE}-db-rw."
+            )
+            assert env["NBP_SUPERSET_DATABASE_URI"].endswith(":5432/superset")
+            assert env["NBP_HISTORY_DATABASE_URI"].startswith(
+                f"postgresql+psycopg2://superset_ro@{RELEASE}-db-rw."
+            )
 
 
-def test_superset_config_override_is_valid_python(values: dict[str, Any]) -> None:
-    source = values["superset"]["configOverrides"]["nbp_platform"]
-    source = re.sub(r"\{\{.*?\}\}", "x", source)
-    compile(source, "superset_config_override", "exec")
+def test_superset_runs_non_root_read_only_and_probed(default: list[dict[str, Any]]) -> None:
+    deploy, job = superset_parts(default)
+    pod = deploy["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["automountServiceAccountToken"] is False
+    for container in (
+        pod["containers"] + pod["initContainers"] + job["spec"]["template"]["spec"]["containers"]
+    ):
+        security = container["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["runAsUser"] == 10001
+        assert security["allowPrivilegeEscalation"] is False
+    (web,) = pod["containers"]
+    assert {web[p]["httpGet"]["path"] for p in ("startupProbe", "readinessProbe")} == {"/health"}
+    assert web["livenessProbe"]["tcpSocket"] == {"port": "http"}
+    assert [c["name"] for c in pod["initContainers"]] == ["wait-for-init"]
+    script = job["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+    assert script.split() == [
+        "superset",
+        "db",
+        "upgrade",
+        "superset",
+        "init",
+        "python",
+        "/opt/nbp/superset-auth/import_dashboards.py",
+    ]
 
 
-def test_our_superset_image_matches_the_chart(values: dict[str, Any]) -> None:
+def test_superset_reads_its_secrets_from_files(default: list[dict[str, Any]]) -> None:
+    deploy, _ = superset_parts(default)
+    volumes = {v["name"]: v for v in deploy["spec"]["template"]["spec"]["volumes"]}
+    sources = volumes["secrets"]["projected"]["sources"]
+    paths = {item["path"] for source in sources for item in source["secret"]["items"]}
+    assert paths == {"db-password", "history-ro-password", "secret-key", "oidc-client-secret"}
+    env = {e["name"]: e for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert not [e for e in env.values() if "valueFrom" in e], "secrets come as files, never as env values"
+    files = {e["value"].rsplit("/", 1)[-1] for name, e in env.items() if name.endswith("_FILE")}
+    assert files == paths
+
+
+def test_superset_policy_lets_in_only_the_ingress(default: list[dict[str, Any]]) -> None:
+    policy = one(default, "NetworkPolicy", f"{RELEASE}-superset")
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8088}]
+    egress_ports = {p["port"] for r in policy["spec"]["egress"] for p in r.get("ports", [])}
+    assert egress_ports == {53, 5432, 8080}
+    init = one(default, "NetworkPolicy", f"{RELEASE}-superset-init")
+    assert init["spec"]["ingress"] == []
+
+
+def test_our_superset_image_matches_the_chart(default: list[dict[str, Any]]) -> None:
     chart = yaml.safe_load((CHART_SRC / "Chart.yaml").read_text())
-    image = values["superset"]["image"]
-    if image["repository"].startswith("notebook-platform/"):
-        assert image["tag"] == chart["appVersion"]
-    else:
-        assert image["tag"]
-        assert image["tag"] != "latest"
+    deploy, job = superset_parts(default)
+    image = deploy["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == f"notebook-platform/superset:{chart['appVersion']}"
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == image
 
 
 # --- helm test, NOTES, dependencies -------------------------------------------------------------------
@@ -432,7 +499,7 @@ def test_notes_print_the_urls(helm_template: Any, chart_copy: Path) -> None:
 def test_third_party_charts_sit_behind_conditions() -> None:
     chart = yaml.safe_load((CHART_SRC / "Chart.yaml").read_text())
     remote = [d for d in chart["dependencies"] if "repository" in d]
-    assert {d["name"] for d in remote} == {"keycloakx", "jupyterhub", "superset"}
+    assert {d["name"] for d in remote} == {"keycloakx", "jupyterhub"}
     for dep in remote:
         assert dep["condition"] == f"{dep['name']}.enabled"
         assert re.fullmatch(r"\d+\.\d+\.\d+", dep["version"]), "pinned"

@@ -30,6 +30,8 @@ from conftest import CHART_SRC, is_ours
         "oidc.audiance=x",
         "image.tga=1",
         "nbp-lib.anything=1",
+        "superset.anything.goes=1",
+        "superset.gunicorn.wokers=2",
     ],
 )
 def test_unknown_keys_are_refused(helm_template: Any, setting: str) -> None:
@@ -60,8 +62,6 @@ def test_subchart_values_pass_through(helm_template: Any) -> None:
     proc = helm_template.run(
         "--set",
         "keycloakx.replicas=2",
-        "--set",
-        "superset.anything.goes=1",
         "--set",
         "jupyterhub.cull.enabled=false",
     )
@@ -114,7 +114,7 @@ def test_release_names_are_kept_short(helm_template: Any) -> None:
 def test_any_release_name_works_with_the_defaults(helm_template: Any) -> None:
     docs = helm_template.template(release="team-a")
     names = {d["metadata"]["name"] for d in docs if d["kind"] == "Deployment" and is_ours(d)}
-    assert names == {"team-a-registry", "team-a-executor", "team-a-history"}
+    assert names == {"team-a-registry", "team-a-executor", "team-a-history", "team-a-superset"}
     # JupyterHub's names are fixed (README: one platform per namespace); Keycloak's follow the release
     workloads = [d for d in docs if d["kind"] in {"Deployment", "StatefulSet"}]
     others = {d["metadata"]["name"] for d in workloads if not is_ours(d)}

@@ -127,7 +127,9 @@ def test_existing_secrets_replace_every_generated_one(rendered: dict[str, list[d
         "hub",  # z2jh's own Secret (proxy token), which it generates and keeps itself
     }
     (cluster,) = by_kind(docs, "Cluster")
-    roles = {r["name"]: r["passwordSecret"]["name"] for r in cluster["spec"]["managed"]["roles"]}
+    roles = {
+        r["name"]: r["passwordSecret"]["name"] for r in cluster["spec"]["managed"]["roles"] if r["login"]
+    }
     assert roles == {
         "nbp_registry": "ext-db-registry",
         "nbp_executor": "ext-db-executor",
@@ -152,19 +154,6 @@ def test_generated_secrets_are_looked_up_before_generated() -> None:
     assert len(generators.findall(helpers)) == 1, "randomness outside nbp.generatedValue"
     secrets_tpl = templates[CHART_SRC / "templates" / "secrets.yaml"]
     assert secrets_tpl.count('include "nbp.generatedValue"') == 4  # db, login, oidc (per client), key
-
-
-def test_superset_reads_its_secrets_from_files(values: dict[str, Any]) -> None:
-    superset = values["superset"]
-    assert superset["supersetNode"]["connections"]["db_pass"] == ""
-    projected = next(v for v in superset["extraVolumes"] if v["name"] == "nbp-secrets")["projected"][
-        "sources"
-    ]
-    paths = {item["path"] for source in projected for item in source["secret"]["items"]}
-    assert paths == {"db-password", "history-ro-password", "secret-key", "oidc-client-secret"}
-    config = superset["configOverrides"]["nbp_platform"]
-    for path in paths:
-        assert f'_nbp_secret("{path}")' in config
 
 
 def test_keycloak_secrets_are_env_from_secrets(values: dict[str, Any], default: list[dict[str, Any]]) -> None:

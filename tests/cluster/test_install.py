@@ -326,10 +326,11 @@ def test_service_accounts_may_do_what_their_roles_say_and_nothing_else(
 
 # --- network policies against real pods ---------------------------------------------------------------
 
-# Which workloads' pods each NetworkPolicy selects. Four select pods that are never created here:
-# the database's (the CloudNativePG operator makes them), JupyterHub's single-user servers (KubeSpawner
-# makes them), Superset's (its subchart is not rendered yet), the history retention CronJob's (made at its
-# schedule only); the tests' pods are checked in the helm test above.
+# Which workloads' pods each NetworkPolicy selects. Three select pods that are never created here: the
+# database's (the CloudNativePG operator makes them), JupyterHub's single-user servers (KubeSpawner makes
+# them) and the history retention CronJob's (made at its schedule only); the tests' pods are checked in
+# the helm test above. Superset's init Job is named by the release revision: its entry is filled in by
+# the test.
 SELECTS = {
     "hub": {"Deployment/hub"},
     "proxy": {"Deployment/proxy"},
@@ -340,7 +341,8 @@ SELECTS = {
     f"{RELEASE}-executor": {f"Deployment/{RELEASE}-executor"},
     f"{RELEASE}-history": {f"Deployment/{RELEASE}-history"},
     f"{RELEASE}-history-retention": set(),
-    f"{RELEASE}-superset": set(),
+    f"{RELEASE}-superset": {f"Deployment/{RELEASE}-superset"},
+    f"{RELEASE}-superset-init": set(),
     f"{RELEASE}-tests": set(),
 }
 # (from, to, port): the connections the platform needs, each allowed by the destination's ingress rules
@@ -354,6 +356,8 @@ ALLOWED = [
     (f"Deployment/{RELEASE}-history", "db", 5432),
     (f"StatefulSet/{RELEASE}-keycloakx", "db", 5432),
     (f"Deployment/{RELEASE}-executor", "registry", 8000),
+    (f"Deployment/{RELEASE}-superset", "db", 5432),
+    (f"Deployment/{RELEASE}-superset", "keycloak", 8080),
     ("Deployment/proxy", "hub", 8081),
     ("Deployment/hub", "proxy", 8001),
 ]
@@ -364,6 +368,8 @@ REFUSED = [
     ("Deployment/hub", "db", 5432),
     (f"StatefulSet/{RELEASE}-keycloakx", "registry", 8000),
     (f"Deployment/{RELEASE}-history", "registry", 8000),
+    (f"Deployment/{RELEASE}-superset", "registry", 8000),
+    (f"Deployment/{RELEASE}-superset", "history", 8000),
 ]
 
 
@@ -409,9 +415,14 @@ def test_network_policies_select_the_pods_they_claim(kube: Kube, installed: dict
         for w in kube.items(f"/apis/apps/v1/namespaces/{namespace}/{plural}")
     }
 
+    jobs = {f"Job/{j['metadata']['name']}" for j in kube.items(f"/apis/batch/v1/namespaces/{namespace}/jobs")}
+    selects = {**SELECTS, f"{RELEASE}-superset-init": jobs}
+
     def all_created() -> bool:
         pods = workload_pods(kube, namespace)
-        return all(len(pods.get(name, [])) == replicas for name, replicas in workloads.items())
+        return all(len(pods.get(name, [])) == replicas for name, replicas in workloads.items()) and all(
+            pods.get(job) for job in jobs
+        )
 
     kube.wait("the controller-manager to create every workload's pods", all_created, seconds=120)
     pods = workload_pods(kube, namespace)
@@ -420,7 +431,9 @@ def test_network_policies_select_the_pods_they_claim(kube: Kube, installed: dict
         p["metadata"]["name"]: p
         for p in kube.items(f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies")
     }
-    assert set(policies) == set(SELECTS)
+    assert len(jobs) == 1, jobs  # the current revision's; Helm removed any earlier one
+    assert next(iter(jobs)).startswith(f"Job/{RELEASE}-superset-init-")
+    assert set(policies) == set(selects)
     for name, policy in policies.items():
         selected = {
             workload
@@ -428,8 +441,8 @@ def test_network_policies_select_the_pods_they_claim(kube: Kube, installed: dict
             for pod in members
             if matches(policy["spec"]["podSelector"], pod["metadata"]["labels"])
         }
-        assert selected == SELECTS[name], name
-    unselected = set(pods) - set().union(*SELECTS.values())
+        assert selected == selects[name], name
+    unselected = set(pods) - set().union(*selects.values())
     assert not unselected, f"pods no NetworkPolicy selects: {unselected}"
 
     def check(source: str, destination: str, port: int) -> bool:

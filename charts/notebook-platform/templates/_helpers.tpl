@@ -66,7 +66,7 @@ plus the chart name unless the release name already contains it; fullnameOverrid
 {{- end -}}
 
 {{- define "nbp.superset.service" -}}
-{{- include "nbp.subchartFullname" (dict "root" . "chart" "superset") -}}
+{{- printf "%s-superset" .Release.Name -}}
 {{- end -}}
 
 {{/* z2jh keeps its default, unprefixed names (fullnameOverride ""): one JupyterHub per namespace. */}}
@@ -100,13 +100,14 @@ plus the chart name unless the release name already contains it; fullnameOverrid
 {{/*
 The credentials, one table: key in global.existingSecrets -> (Secret name suffix, kind, PostgreSQL role).
 Roles own the schema of the same name (registry, executor, history) or a database (superset, keycloak);
-superset_ro only reads the history schema.
+superset_ro only reads the history schema, as a member of `history_reader` (database.yaml), the role the
+history's migration grants SELECT on its tables.
 */}}
 {{- define "nbp.credentials" -}}
 dbRegistry: {suffix: db-registry, role: nbp_registry, type: db}
 dbExecutor: {suffix: db-executor, role: nbp_executor, type: db}
 dbHistory: {suffix: db-history, role: nbp_history, type: db}
-dbSupersetRo: {suffix: db-superset-ro, role: superset_ro, type: db}
+dbSupersetRo: {suffix: db-superset-ro, role: superset_ro, type: db, inRoles: [history_reader]}
 dbSuperset: {suffix: db-superset, role: superset, type: db}
 dbKeycloak: {suffix: db-keycloak, role: keycloak, type: db}
 keycloakAdmin: {suffix: keycloak-admin, type: login}
