@@ -18,7 +18,6 @@ from urllib.parse import urlparse
 import pytest
 from nbp_common.auth.testing import LocalKeycloak
 from nbp_common.testing import ServiceProcess, drop_database, free_port, start_process
-from tests.support.executor import Platform
 from sqlalchemy.engine import URL
 
 from nbp_superset.launcher import (
@@ -33,6 +32,7 @@ from nbp_superset.launcher import (
     serve_command,
     superset_environment,
 )
+from tests.support.executor import Platform
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The flags every browser test runs Chromium with (no sandbox: tests run as root).

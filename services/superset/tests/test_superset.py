@@ -16,9 +16,10 @@ import pytest
 import yaml
 from nbp_common.auth.testing import LocalKeycloak, keycloak
 from nbp_common.testing import asyncpg_dsn
-from nbp_executor.testing import Platform
 from nbp_superset.testing import SupersetServer, artifacts_dir, is_on
 from sqlalchemy.engine import make_url
+
+from tests.support.executor import Platform
 
 __all__ = ["keycloak"]
 
@@ -97,7 +98,7 @@ async def csrf_headers(context: Any) -> dict[str, str]:
 @pytest.fixture(scope="module")
 async def runs(platform: Platform) -> dict[str, Any]:
     """Three runs through the API: two that record a result and complete, one that fails in cell 2."""
-    from nbp_executor.testing import write_notebook
+    from tests.support.executor import write_notebook
 
     folder = platform.user("dashboards")
     write_notebook(
