@@ -86,7 +86,8 @@ chart-files: $(CHART_VENV)/.installed ## Copy keycloak-realm/ and superset-auth/
 # would put there; the archives come from THIRD_PARTY_CHARTS, as their repositories publish them),
 # rendered with the defaults and with each ci/*-values.yaml. Superset is ours (charts/nbp-lib's
 # superset template; the upstream chart is deprecated and runs as root): nothing is left out.
-THIRD_PARTY_CHARTS ?= /work/shared/charts
+# shared/ sits beside the checkout (the team's charts folder), wherever the checkout is.
+THIRD_PARTY_CHARTS ?= $(abspath $(CURDIR)/../shared/charts)
 CHART_LEAVE_OUT    ?=
 chart-render: $(HELM) $(CHART_VENV)/.installed ## Render the chart (defaults and ci/*-values.yaml) into .cache/chart/render
 	$(CHART_PY) tests/chart/tools/chart.py prepare --chart $(CHART_DIR) --repo . --out $(dir $(CHART_PREPARED)) \
