@@ -272,7 +272,7 @@ def test_alice_signs_in_writes_a_notebook_and_runs_it_as_herself(
         ) as api:
             listed = api.get("/list-notebooks/alice")
             assert listed.status_code == 200, listed.text
-            assert "report.ipynb" in [n["path"] for n in listed.json()]
+            assert "report.ipynb" in [n["relative_path"] for n in listed.json()["notebooks"]]
             notebook = api.post(
                 "/db/notebooks", json={"name": "report", "file_path": "report.ipynb", "username": "alice"}
             )
