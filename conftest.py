@@ -1,4 +1,4 @@
-"""Fixtures for every test in the repository: a real PostgreSQL (see ``nbp_common.testing``), an
+"""Fixtures for every test in the repository: a real PostgreSQL (see ``tests.support.common``), an
 in-process client of each service over a database of the test's own, and a Kubernetes control plane."""
 
 import ctypes
@@ -12,15 +12,16 @@ from pathlib import Path
 import httpx
 import pytest
 from nbp_common.app import ServiceSpec
-from nbp_common.testing import app_client, settings_for
 from nbp_history.main import SPEC as HISTORY
 from nbp_platform import SERVICES
 from nbp_registry.main import SPEC as REGISTRY
 from sqlalchemy.engine import URL
 
+from tests.support.common import app_client, settings_for
+
 # The executor's fixtures (a served platform, notebook files) and Superset's (the real Superset, a
 # browser) are plugins, like the database ones.
-pytest_plugins = ["nbp_common.testing", "tests.support.executor", "nbp_superset.testing"]
+pytest_plugins = ["tests.support.common", "tests.support.executor", "nbp_superset.testing"]
 
 
 @pytest.fixture(scope="session")

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import httpx
 from nbp_common import migrations
-from nbp_common.auth.testing import start_local_keycloak
-from nbp_common.testing import free_port, start_process
 from nbp_registry.main import SPEC
 
 from bench._support import Load, drive, embedded_postgres, env_with
+from tests.support.common import free_port, start_process
+from tests.support.keycloak import start_local_keycloak
 
 CLIENTS = 32
 SECONDS = 8

@@ -13,7 +13,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 from nbp_common.auth import TokenVerifier
-from nbp_common.auth.testing import start_local_keycloak
+
+from tests.support.keycloak import start_local_keycloak
 
 
 async def per_second(seconds: float, call: Callable[[], Awaitable[None]]) -> float:

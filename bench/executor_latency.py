@@ -31,11 +31,11 @@ from pathlib import Path
 import httpx
 import nbformat
 from nbp_common import migrations
-from nbp_common.testing import ServiceProcess, start_service
 from nbp_platform import SERVICES
 from sqlalchemy.engine import URL
 
 from bench._support import embedded_postgres
+from tests.support.common import ServiceProcess, start_service
 
 RUNS = int(os.environ.get("NBP_BENCH_RUNS", "20"))
 RUNNERS = os.environ.get("NBP_BENCH_RUNNERS", "sandbox,trusted").split(",")

@@ -22,13 +22,13 @@ from typing import Any
 import asyncpg
 import httpx
 from nbp_common import migrations
-from nbp_common.testing import asyncpg_dsn, free_port, start_process
 from nbp_history.main import SPEC
 from nbp_history.rollups.maintain import FILL_DAILY, FILL_HOURLY
 from nbp_history.runs.cursor import Cursor
 
 from bench._history_runs import insert_runs_sql
 from bench._support import embedded_postgres, env_with
+from tests.support.common import asyncpg_dsn, free_port, start_process
 
 RUNS = int(os.environ.get("HISTORY_SCALE_RUNS", "1000000"))
 DAYS = 30

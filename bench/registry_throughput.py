@@ -17,11 +17,11 @@ from pathlib import Path
 import asyncpg
 import httpx
 from nbp_common import migrations
-from nbp_common.testing import ServiceProcess, asyncpg_dsn, free_port, start_process
 from nbp_registry.main import SPEC
 from nbp_registry.service import NOTEBOOK_DETAIL_SQL
 
 from bench._support import Load, drive, embedded_postgres, env_with
+from tests.support.common import ServiceProcess, asyncpg_dsn, free_port, start_process
 
 CLIENTS = 32
 SECONDS = 10

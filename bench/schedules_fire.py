@@ -21,11 +21,11 @@ import asyncpg
 import httpx
 import nbformat
 from nbp_common import migrations
-from nbp_common.testing import ServiceProcess, asyncpg_dsn, start_service
 from nbp_platform import SERVICES
 from sqlalchemy.engine import URL
 
 from bench._support import embedded_postgres
+from tests.support.common import ServiceProcess, asyncpg_dsn, start_service
 
 SCHEDULES = int(os.environ.get("NBP_BENCH_SCHEDULES", "1000"))
 USER = "bench"

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import httpx
 import psutil
-from nbp_common.testing import ServiceProcess, free_port, start_process, start_service
 from sqlalchemy.engine import URL
+
+from tests.support.common import ServiceProcess, free_port, start_process, start_service
 
 
 def postgres_processes(data_dir: Path) -> list[psutil.Process]:

@@ -26,10 +26,11 @@ from typing import Any
 
 import httpx
 import pytest
-from nbp_common.auth.testing import LocalKeycloak, keycloak, repo_root
-from nbp_common.testing import free_port
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from websockets.sync.client import connect
+
+from tests.support.common import free_port
+from tests.support.keycloak import LocalKeycloak, keycloak, repo_root
 
 __all__ = ["keycloak"]
 

@@ -14,7 +14,10 @@ import httpx
 import jwt
 import pytest
 from nbp_common.app import ServiceSpec
-from nbp_common.auth.testing import (
+from sqlalchemy.engine import URL
+
+from tests.support.common import app_client, settings_for, start_service
+from tests.support.keycloak import (
     NOAUD_CLIENT,
     SHORTLIVED_CLIENT,
     LocalKeycloak,
@@ -22,8 +25,6 @@ from nbp_common.auth.testing import (
     key_provider,
     keycloak,
 )
-from nbp_common.testing import app_client, settings_for, start_service
-from sqlalchemy.engine import URL
 
 __all__ = ["keycloak"]  # the session fixture, imported for pytest
 

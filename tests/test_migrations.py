@@ -11,8 +11,9 @@ import httpx
 import pytest
 from nbp_common import migrations
 from nbp_common.app import ServiceSpec
-from nbp_common.testing import app_client, asyncpg_dsn, settings_for
 from sqlalchemy.engine import URL
+
+from tests.support.common import app_client, asyncpg_dsn, settings_for
 
 
 async def tables(url: URL) -> dict[str, set[str]]:

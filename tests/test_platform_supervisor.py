@@ -15,9 +15,10 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from nbp_common.auth.testing import LocalKeycloak, keycloak, repo_root
-from nbp_common.testing import free_port
 from nbp_platform.postgres import postmasters
+
+from tests.support.common import free_port
+from tests.support.keycloak import LocalKeycloak, keycloak, repo_root
 
 __all__ = ["keycloak"]
 

@@ -10,9 +10,10 @@ import httpx
 import pytest
 from nbp_common.app import ServiceSpec
 from nbp_common.settings import Settings
-from nbp_common.testing import app_client, asyncpg_dsn, settings_for, start_service
 from nbp_registry.main import SPEC as REGISTRY
 from sqlalchemy.engine import URL
+
+from tests.support.common import app_client, asyncpg_dsn, settings_for, start_service
 
 
 @pytest.fixture

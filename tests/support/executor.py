@@ -15,9 +15,10 @@ import httpx
 import nbformat
 import pytest
 from nbp_common.events import TERMINAL
-from nbp_common.testing import asyncpg_dsn, free_port, scratch_database, served_app, settings_for
 from nbp_platform import SERVICES
 from sqlalchemy.engine import URL
+
+from tests.support.common import asyncpg_dsn, free_port, scratch_database, served_app, settings_for
 
 
 def write_notebook(

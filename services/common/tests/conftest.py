@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from nbp_common.auth.testing import LocalKeycloak, guarded_client, keycloak
+
+from tests.support.keycloak import LocalKeycloak, guarded_client, keycloak
 
 __all__ = ["keycloak"]
 

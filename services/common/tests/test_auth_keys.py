@@ -15,7 +15,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from nbp_common.auth import AuthenticationError, TokenVerifier
-from nbp_common.auth.testing import LocalKeycloak, bearer, guarded_client, key_provider
+
+from tests.support.keycloak import LocalKeycloak, bearer, guarded_client, key_provider
 
 SIGNATURE_ALG = "access.token.signed.response.alg"
 

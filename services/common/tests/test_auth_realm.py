@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from nbp_common.auth.testing import LocalKeycloak, repo_root
+
+from tests.support.keycloak import LocalKeycloak, repo_root
 
 REALM = json.loads((repo_root() / "keycloak-realm" / "realm.json").read_text())
 DEV_FILES = sorted((repo_root() / "keycloak-realm" / "dev").glob("*.json"))

@@ -8,7 +8,8 @@ import httpx
 import pytest
 from nbp_common.auth import AuthSettings, ServiceTokenError, ServiceTokenProvider
 from nbp_common.auth.service_token import _Token
-from nbp_common.auth.testing import LocalKeycloak, guarded_app
+
+from tests.support.keycloak import LocalKeycloak, guarded_app
 
 
 def provider(keycloak: LocalKeycloak, renew_before_seconds: float = 30.0) -> ServiceTokenProvider:

@@ -12,8 +12,9 @@ from nbp_common.auth import (
     Principal,
     assert_loopback_only,
 )
-from nbp_common.auth.testing import bearer, guarded_client
 from pydantic import ValidationError
+
+from tests.support.keycloak import bearer, guarded_client
 
 ISSUER = "http://127.0.0.1:8180/realms/notebook-platform"
 

@@ -19,7 +19,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from nbp_common.auth import AuthenticationError, TokenVerifier
-from nbp_common.auth.testing import (
+
+from tests.support.keycloak import (
     NOAUD_CLIENT,
     SHORTLIVED_CLIENT,
     LocalKeycloak,

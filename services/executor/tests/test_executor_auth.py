@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from nbp_common.app import create_app
 from nbp_common.auth import ServiceTokenProvider
-from nbp_common.testing import settings_for
 from nbp_executor.main import SPEC as EXECUTOR
 from sqlalchemy.engine import URL
+
+from tests.support.common import settings_for
 
 
 async def test_the_executor_calls_other_services_with_its_own_token(

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from nbp_common.testing import free_port, start_process
 
+from tests.support.common import free_port, start_process
 from tests.support.executor import write_notebook
 
 

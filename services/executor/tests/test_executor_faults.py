@@ -13,8 +13,9 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from nbp_common.testing import RestartableService, asyncpg_dsn
 from sqlalchemy.engine import URL
+
+from tests.support.common import RestartableService, asyncpg_dsn
 
 Notebook = Callable[..., Path]
 

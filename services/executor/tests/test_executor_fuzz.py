@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from nbp_common.testing import scratch_database, start_service
 from sqlalchemy.engine import URL
+
+from tests.support.common import scratch_database, start_service
 
 
 @pytest.fixture(scope="module")

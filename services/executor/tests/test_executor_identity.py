@@ -8,12 +8,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from nbp_common.auth.testing import LocalKeycloak, bearer, keycloak
-from nbp_common.testing import free_port, served_app, settings_for
 from nbp_platform import SERVICES
 from sqlalchemy.engine import URL
 
+from tests.support.common import free_port, served_app, settings_for
 from tests.support.executor import write_notebook
+from tests.support.keycloak import LocalKeycloak, bearer, keycloak
 
 __all__ = ["keycloak"]  # the session fixture, imported for pytest
 

@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 import pytest
 from nbp_common.events import TERMINAL
-from nbp_common.testing import RestartableService, scratch_database
 from sqlalchemy.engine import URL
+
+from tests.support.common import RestartableService, scratch_database
 
 pytestmark = pytest.mark.timeout(300)
 

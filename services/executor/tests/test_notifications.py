@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from nbp_common.testing import free_port
 
+from tests.support.common import free_port
 from tests.support.executor import Platform
 
 pytestmark = pytest.mark.timeout(300)

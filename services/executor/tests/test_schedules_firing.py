@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import pytest
 from nbp_common.db import Database
-from nbp_common.testing import settings_for
 from nbp_executor.models import Job
 from nbp_executor.schedules import calendar
 from nbp_executor.schedules.firing import fire_due, first_fire
@@ -18,6 +17,8 @@ from nbp_executor.schedules.settings import SchedulerSettings
 from nbp_executor.settings import ExecutorSettings
 from sqlalchemy import select
 from sqlalchemy.engine import URL
+
+from tests.support.common import settings_for
 
 BERLIN = calendar.zone("Europe/Berlin")
 

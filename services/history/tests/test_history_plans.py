@@ -10,13 +10,13 @@ import httpx
 import pytest
 from nbp_common.app import create_app
 from nbp_common.auth import AuthSettings
-from nbp_common.testing import asyncpg_dsn, settings_for
 from nbp_history.main import SPEC
 from nbp_history.rollups.maintain import FILL_DAILY, FILL_HOURLY
 from sqlalchemy import event
 from sqlalchemy.engine import URL
 
 from bench._history_runs import insert_runs_sql
+from tests.support.common import asyncpg_dsn, settings_for
 
 RUNS = 100_000
 

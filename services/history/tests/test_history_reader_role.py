@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from nbp_common.testing import asyncpg_dsn
 from sqlalchemy.engine import URL
+
+from tests.support.common import asyncpg_dsn
 
 READER = "history_reader"
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from nbp_common.testing import asyncpg_dsn
 from sqlalchemy.engine import URL
+
+from tests.support.common import asyncpg_dsn
 
 NOW = datetime.now(UTC)
 

@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import httpx
 import pytest
-from nbp_common.testing import asyncpg_dsn
 from nbp_history.rollups.histogram import RELATIVE_ERROR
 from sqlalchemy.engine import URL
+
+from tests.support.common import asyncpg_dsn
 
 NOW = datetime.now(UTC)
 ROLLUP_COLUMNS = (

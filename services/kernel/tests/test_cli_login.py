@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nbp_common.auth.testing import LocalKeycloak, keycloak
-from nbp_common.testing import free_port, served_app, settings_for
 from nbp_platform import SERVICES
 from sqlalchemy.engine import URL
+
+from tests.support.common import free_port, served_app, settings_for
+from tests.support.keycloak import LocalKeycloak, keycloak
 
 __all__ = ["keycloak"]  # the session fixture, imported for pytest
 

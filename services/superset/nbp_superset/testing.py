@@ -16,8 +16,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-from nbp_common.auth.testing import LocalKeycloak
-from nbp_common.testing import ServiceProcess, drop_database, free_port, start_process
 from sqlalchemy.engine import URL
 
 from nbp_superset.launcher import (
@@ -32,7 +30,9 @@ from nbp_superset.launcher import (
     serve_command,
     superset_environment,
 )
+from tests.support.common import ServiceProcess, drop_database, free_port, start_process
 from tests.support.executor import Platform
+from tests.support.keycloak import LocalKeycloak
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The flags every browser test runs Chromium with (no sandbox: tests run as root).

@@ -14,12 +14,12 @@ from urllib.parse import parse_qs, urlparse
 import asyncpg
 import pytest
 import yaml
-from nbp_common.auth.testing import LocalKeycloak, keycloak
-from nbp_common.testing import asyncpg_dsn
 from nbp_superset.testing import SupersetServer, artifacts_dir, is_on
 from sqlalchemy.engine import make_url
 
+from tests.support.common import asyncpg_dsn
 from tests.support.executor import Platform
+from tests.support.keycloak import LocalKeycloak, keycloak
 
 __all__ = ["keycloak"]
 

@@ -24,12 +24,11 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy.engine import URL, make_url
-
 from nbp_common import migrations
 from nbp_common.app import ServiceSpec, create_app
 from nbp_common.auth import AuthSettings
 from nbp_common.settings import Settings
+from sqlalchemy.engine import URL, make_url
 
 
 def asyncpg_dsn(url: URL) -> str:

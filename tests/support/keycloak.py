@@ -2,7 +2,7 @@
 
 A test module or conftest imports the fixture::
 
-    from nbp_common.auth.testing import keycloak  # noqa: F401  (session fixture: LocalKeycloak)
+    from tests.support.keycloak import keycloak  # noqa: F401  (session fixture: LocalKeycloak)
 
 The fixture starts Keycloak through the script (or reuses the one already running for this checkout),
 and stops it at the end of the session if it started it (``NBP_KEYCLOAK_KEEP=1`` keeps it running for
@@ -25,7 +25,6 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import Depends, FastAPI
-
 from nbp_common.auth.dependencies import CurrentPrincipal, install_auth, require_principal
 from nbp_common.auth.principal import Principal
 from nbp_common.auth.settings import AuthSettings
@@ -52,8 +51,8 @@ def repo_root() -> Path:
     configured = os.environ.get("NBP_REPO_ROOT")
     if configured:
         return Path(configured)
-    # services/common/nbp_common/auth/testing.py -> the repository (the workspace installs it editable)
-    return Path(__file__).resolve().parents[4]
+    # tests/support/keycloak.py -> the repository
+    return Path(__file__).resolve().parents[2]
 
 
 def keycloak_script() -> Path:
