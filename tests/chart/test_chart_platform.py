@@ -70,13 +70,49 @@ def test_minimal_platform_creates_only_its_roles(rendered: dict[str, list[dict[s
     assert [c["name"] for c in history["initContainers"]] == ["migrate"]
 
 
+def secret_files(docs: list[dict[str, Any]], name: str) -> dict[str, tuple[str, str]]:
+    """The service's secret files: path -> (Secret, key), from its projected `secrets` volume, which both
+    of its containers mount read-only at /opt/nbp/secrets."""
+    spec = deployment(docs, name)["spec"]["template"]["spec"]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "secrets"]
+    assert volume["projected"]["defaultMode"] == 0o400
+    for container in containers(spec):
+        (mount,) = [m for m in container["volumeMounts"] if m["name"] == "secrets"]
+        assert (mount["mountPath"], mount["readOnly"]) == ("/opt/nbp/secrets", True), container["name"]
+    return {
+        f"/opt/nbp/secrets/{item['path']}": (source["secret"]["name"], item["key"])
+        for source in volume["projected"]["sources"]
+        for item in source["secret"]["items"]
+    }
+
+
 def test_services_read_the_database_from_cnpg_and_role_secrets(default: list[dict[str, Any]]) -> None:
     for name in SERVICES:
         env = env_map(main_container(default, name))
         for var, key in (("NBP_DB_HOST", "host"), ("NBP_DB_PORT", "port"), ("NBP_DB_NAME", "dbname")):
             assert env[var]["secretKeyRef"] == {"name": f"{RELEASE}-db-app", "key": key}
         assert env["NBP_DB_USER"]["secretKeyRef"] == {"name": f"{RELEASE}-db-{name}", "key": "username"}
-        assert env["NBP_DB_PASSWORD"]["secretKeyRef"] == {"name": f"{RELEASE}-db-{name}", "key": "password"}
+        # the password is a file (nbp_common.settings reads NBP_DB_PASSWORD_FILE), in no environment
+        assert "NBP_DB_PASSWORD" not in env
+        files = secret_files(default, name)
+        assert files[env["NBP_DB_PASSWORD_FILE"]] == (f"{RELEASE}-db-{name}", "password")
+
+
+def test_the_executors_secrets_are_files_not_environment(default: list[dict[str, Any]]) -> None:
+    env = env_map(main_container(default, "executor"))
+    assert secret_files(default, "executor") == {
+        env["NBP_DB_PASSWORD_FILE"]: (f"{RELEASE}-db-executor", "password"),
+        env["NBP_SERVICE_CLIENT_SECRET_FILE"]: ("nbp-oidc-clients", "nbp-executor"),
+    }
+    spec = deployment(default, "executor")["spec"]["template"]["spec"]
+    for container in containers(spec):
+        assert not [
+            e
+            for e in container["env"]
+            if "secretKeyRef" in e.get("valueFrom", {})
+            and e["valueFrom"]["secretKeyRef"]["key"] in {"password", "nbp-executor"}
+        ], container["name"]
+        assert not container.get("envFrom"), container["name"]
 
 
 def test_database_accepts_only_its_clients(default: list[dict[str, Any]]) -> None:
@@ -155,14 +191,29 @@ def test_service_environment_contract(default: list[dict[str, Any]]) -> None:
     assert executor["NBP_WORKSPACE"] == "/workspace"
     assert executor["NBP_OIDC_TOKEN_URL"] == f"{keycloak}/protocol/openid-connect/token"
     assert executor["NBP_SERVICE_CLIENT_ID"] == "nbp-executor"
-    assert executor["NBP_SERVICE_CLIENT_SECRET"]["secretKeyRef"] == {
-        "name": "nbp-oidc-clients",
-        "key": "nbp-executor",
-    }
+    assert executor["NBP_SERVICE_CLIENT_SECRET_FILE"] == "/opt/nbp/secrets/service-client-secret"
+    assert "NBP_SERVICE_CLIENT_SECRET" not in executor
     assert executor["NBP_EXECUTOR_WORKERS"] == "2"
-    # Until the kubernetes runner: kernels inside the executor pod, allowed explicitly (never a default).
-    assert executor["NBP_EXECUTOR_RUNNER"] == "trusted"
-    assert executor["NBP_EXECUTOR_ALLOW_TRUSTED"] == "true"
+    # a pod per run (no trusted runner in the chart: it would run users' code with these credentials)
+    assert executor["NBP_EXECUTOR_RUNNER"] == "kubernetes"
+    assert "NBP_EXECUTOR_ALLOW_TRUSTED" not in executor
+    assert {k: v for k, v in executor.items() if k.startswith("NBP_EXECUTOR_K8S_")} == {
+        "NBP_EXECUTOR_K8S_NAMESPACE": "notebook-platform",
+        "NBP_EXECUTOR_K8S_INSTANCE": RELEASE,
+        "NBP_EXECUTOR_K8S_IMAGE": "notebook-platform/executor:0.1.0",
+        "NBP_EXECUTOR_K8S_IMAGE_PULL_POLICY": "Always",
+        "NBP_EXECUTOR_K8S_WORKSPACE_CLAIM": "nbp-workspace",
+        "NBP_EXECUTOR_K8S_CPU_REQUEST": "250m",
+        "NBP_EXECUTOR_K8S_CPU_LIMIT": "2",
+        "NBP_EXECUTOR_K8S_MEMORY_REQUEST": "512Mi",
+        "NBP_EXECUTOR_K8S_MEMORY_LIMIT": "4Gi",
+        "NBP_EXECUTOR_K8S_MAX_CPU": "4",
+        "NBP_EXECUTOR_K8S_MAX_MEMORY": "16Gi",
+        "NBP_EXECUTOR_K8S_TMP_SIZE": "1Gi",
+        # the single-user servers' uid/gid: a run's files stay its owner's
+        "NBP_EXECUTOR_K8S_RUN_AS_USER": "1000",
+        "NBP_EXECUTOR_K8S_RUN_AS_GROUP": "100",
+    }
     registry = env_map(main_container(default, "registry"))
     assert registry["NBP_OPENAPI_PEERS"] == (
         f"http://{RELEASE}-executor.{svc}/openapi.json,http://{RELEASE}-history.{svc}/openapi.json"
@@ -236,6 +287,107 @@ def test_network_policies_between_services(default: list[dict[str, Any]]) -> Non
         "registry",
         "executor",
     }
+
+
+# --- the executor's run pods (the kubernetes runner) -------------------------------------------------
+
+PRIVATE = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"]
+RUN_POD_SELECTOR = {"app.kubernetes.io/component": "notebook-run", "app.kubernetes.io/instance": RELEASE}
+
+
+def test_the_executor_may_manage_pods_in_its_namespace_only(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    for variant, docs in rendered.items():
+        role = one(docs, "Role", f"{RELEASE}-executor")
+        assert role["metadata"]["namespace"] == "notebook-platform", variant
+        assert role["rules"] == [
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get", "list", "watch", "delete"]}
+        ], variant
+        binding = one(docs, "RoleBinding", f"{RELEASE}-executor")
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": f"{RELEASE}-executor",
+        }
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": f"{RELEASE}-executor", "namespace": "notebook-platform"}
+        ]
+        assert not by_kind(docs, "ClusterRole"), variant
+        assert not by_kind(docs, "ClusterRoleBinding"), variant
+        spec = deployment(docs, "executor")["spec"]["template"]["spec"]
+        # its token, to call the API server; no other service of ours mounts one
+        assert (spec["serviceAccountName"], spec["automountServiceAccountToken"]) == (
+            f"{RELEASE}-executor",
+            True,
+        )
+        for name in ("registry", "history"):
+            assert deployment(docs, name)["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+
+
+def test_run_pods_reach_dns_and_the_api_only(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    policy = one(rendered["default"], "NetworkPolicy", f"{RELEASE}-notebook-runs")["spec"]
+    assert policy["podSelector"] == {"matchLabels": RUN_POD_SELECTOR}
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["ingress"] == []  # nothing connects to a run
+    dns, api, internet = policy["egress"]
+    assert "to" not in dns
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert api == {
+        "to": [
+            {
+                "podSelector": {
+                    "matchLabels": {"notebook-platform/api": "true", "app.kubernetes.io/instance": RELEASE}
+                }
+            }
+        ],
+        "ports": [{"protocol": "TCP", "port": 8000}],
+    }
+    # the internet, as from JupyterHub: every private range is excepted, so no pod and no Service of the
+    # cluster (the database, Keycloak, the hub) is reachable through it
+    assert internet == {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE}}]}
+    minimal = one(rendered["minimal"], "NetworkPolicy", f"{RELEASE}-notebook-runs")["spec"]
+    assert minimal["egress"] == [dns, api]  # executor.runPods.allowInternetEgress: false
+    # the API services let run pods in (the API is what a run may call) ...
+    for name in SERVICES:
+        (rule,) = one(rendered["default"], "NetworkPolicy", f"{RELEASE}-{name}")["spec"]["ingress"]
+        assert {"podSelector": {"matchLabels": RUN_POD_SELECTOR}} in rule["from"], name
+    # ... and no other policy does: neither the database's, Keycloak's nor anyone else's
+    for other in by_kind(rendered["default"], "NetworkPolicy"):
+        if other["metadata"]["name"] in {f"{RELEASE}-{name}" for name in SERVICES}:
+            continue
+        for rule in other["spec"].get("ingress", []):
+            for peer in rule.get("from", []):
+                labels = peer.get("podSelector", {}).get("matchLabels", {})
+                assert labels.get("app.kubernetes.io/component") != "notebook-run", other["metadata"]["name"]
+
+
+def test_the_executor_reaches_the_api_server_and_no_longer_the_internet(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    policy = one(rendered["default"], "NetworkPolicy", f"{RELEASE}-executor")["spec"]
+    # users' code no longer runs in the executor: the internet rule moved to the run pods
+    assert not [r for r in policy["egress"] for peer in r.get("to", []) if "ipBlock" in peer]
+    assert policy["egress"][-1] == {
+        "ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]
+    }
+
+
+def test_run_pod_settings_follow_the_values(helm_template: Any) -> None:
+    docs = helm_template.template(
+        "--set", "executor.runPods.image=registry.example.com/notebooks:2025.1",
+        "--set", "executor.runPods.imagePullPolicy=IfNotPresent",
+        "--set", "executor.runPods.resources.limits.memory=3Gi",
+        "--set", "executor.runPods.max.cpu=8",
+        "--set", "workspace.existingClaim=team-files",
+        "--set", "jupyterhub.singleuser.storage.static.pvcName=team-files",
+    )  # fmt: skip
+    env = env_map(main_container(docs, "executor"))
+    assert env["NBP_EXECUTOR_K8S_IMAGE"] == "registry.example.com/notebooks:2025.1"
+    assert env["NBP_EXECUTOR_K8S_IMAGE_PULL_POLICY"] == "IfNotPresent"
+    assert env["NBP_EXECUTOR_K8S_MEMORY_LIMIT"] == "3Gi"
+    assert env["NBP_EXECUTOR_K8S_MAX_CPU"] == "8"
+    assert env["NBP_EXECUTOR_K8S_WORKSPACE_CLAIM"] == "team-files"
 
 
 def test_notebooks_may_reach_the_api(values: dict[str, Any]) -> None:
@@ -342,6 +494,27 @@ def test_each_user_gets_their_folder_as_home_and_reaches_only_the_api(values: di
     egress = single["networkPolicy"]["egress"]
     api_pods = {"podSelector": {"matchLabels": {"notebook-platform/api": "true"}}}
     assert [r["to"] for r in egress] == [[api_pods]]
+
+
+def test_the_hub_may_spawn_servers_but_read_no_secret(
+    default: list[dict[str, Any]], values: dict[str, Any]
+) -> None:
+    # z2jh's own Role would grant every Secret of the namespace: it is off, ours replaces it
+    assert values["jupyterhub"]["rbac"]["create"] is False
+    roles = {r["metadata"]["name"]: r for r in by_kind(default, "Role")}
+    assert set(roles) == {f"{RELEASE}-executor", f"{RELEASE}-hub"}
+    granted = {
+        (r, v) for rule in roles[f"{RELEASE}-hub"]["rules"] for r in rule["resources"] for v in rule["verbs"]
+    }
+    assert ("pods", "create") in granted
+    assert ("events", "watch") in granted
+    assert not {r for r, _ in granted} & {"secrets", "configmaps", "serviceaccounts", "roles"}
+    binding = one(default, "RoleBinding", f"{RELEASE}-hub")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "hub", "namespace": "notebook-platform"}
+    ]
+    assert one(default, "ServiceAccount", "hub")  # z2jh still makes the account the hub runs as
+    assert one(default, "Deployment", "hub")["spec"]["template"]["spec"]["serviceAccountName"] == "hub"
 
 
 def test_realm_groups_match_the_hub_allow_rule(values: dict[str, Any]) -> None:

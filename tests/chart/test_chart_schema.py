@@ -32,6 +32,9 @@ from conftest import CHART_SRC, is_ours
         "nbp-lib.anything=1",
         "superset.anything.goes=1",
         "superset.gunicorn.wokers=2",
+        "executor.allowInternetEgress=true",
+        "executor.runPods.maxx.cpu=8",
+        "executor.runPods.resources.limits.gpu=1",
     ],
 )
 def test_unknown_keys_are_refused(helm_template: Any, setting: str) -> None:
@@ -50,6 +53,11 @@ def test_unknown_keys_are_refused(helm_template: Any, setting: str) -> None:
         "image.pullPolicy=Sometimes",
         "workspace.accessModes={ReadWriteSometimes}",
         "workspace.mountPath=relative/path",
+        # the trusted runner would run users' code inside the executor, with its credentials
+        "executor.runner=trusted",
+        "executor.runner=sandbox",
+        "executor.runPods.imagePullPolicy=Sometimes",
+        "executor.apiServerEgress=null",
     ],
 )
 def test_invalid_values_are_refused(helm_template: Any, setting: str) -> None:

@@ -2,7 +2,7 @@
 # (pytest puts tests/chart on sys.path to share conftest's helpers; mypy names it tests.chart.conftest)
 """Secure defaults, for every container the chart renders, its subcharts' included.
 
-Third-party pods differ from ours only where THIRD_PARTY_EXCEPTIONS says, each for its reason."""
+Pods differ from these only where EXCEPTIONS says, each for its reason."""
 
 from __future__ import annotations
 
@@ -15,19 +15,23 @@ from conftest import by_kind, containers, is_ours, pod_specs
 RESOURCE_KEYS = ("cpu", "memory")
 
 # (workload, what) -> why; `what` names the check below that the workload is excused from.
-THIRD_PARTY_EXCEPTIONS = {
+EXCEPTIONS = {
+    ("Deployment/nbp-executor", "service account token"): (
+        "the kubernetes runner creates, watches and deletes the run pods (Role nbp-executor: pods in its "
+        "namespace, nothing else; tests/cluster checks it with SubjectAccessReviews)"
+    ),
     ("StatefulSet/nbp-keycloakx", "writable root filesystem"): (
         "`kc.sh start` re-augments Keycloak's build under /opt/keycloak/lib (values.yaml keycloakx)"
     ),
     ("Deployment/hub", "service account token"): (
-        "KubeSpawner creates, watches and deletes the single-user pods through the API (z2jh's Role `hub`)"
+        "KubeSpawner creates, watches and deletes the single-user pods through the API (Role nbp-hub)"
     ),
     ("Deployment/hub", "writes /srv/jupyterhub"): "the hub's database (sqlite on z2jh's volume hub-db-dir)",
 }
 
 
 def _excused(ref: str, what: str) -> bool:
-    return (ref.split(":", 1)[-1], what) in THIRD_PARTY_EXCEPTIONS
+    return (ref.split(":", 1)[-1], what) in EXCEPTIONS
 
 
 def _effective(pod: dict[str, Any], container: dict[str, Any], key: str) -> Any:

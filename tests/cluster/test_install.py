@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +260,9 @@ def test_a_second_release_in_the_same_namespace_is_refused(helm: Helm, installed
 def allowed(
     kube: Kube, namespace: str, account: str, verb: str, resource: str, group: str = "", where: str = ""
 ) -> bool:
+    """A SubjectAccessReview: may ServiceAccount `account` of `namespace` do `verb` on `resource` (a
+    subresource after a slash: pods/exec) in namespace `where` (default: its own; "*": cluster-wide)?"""
+    resource, _, subresource = resource.partition("/")
     review = {
         "apiVersion": "authorization.k8s.io/v1",
         "kind": "SubjectAccessReview",
@@ -269,10 +274,11 @@ def allowed(
                 "system:authenticated",
             ],
             "resourceAttributes": {
-                "namespace": where or namespace,
+                "namespace": "" if where == "*" else (where or namespace),
                 "verb": verb,
                 "group": group,
                 "resource": resource,
+                "subresource": subresource,
             },
         },
     }
@@ -324,9 +330,190 @@ def test_service_accounts_may_do_what_their_roles_say_and_nothing_else(
                 assert not allowed(kube, namespace, account, verb, resource, group), (account, verb, resource)
 
 
+# The executor's rights (the kubernetes runner: a Pod per run) - exactly these, in its own namespace.
+EXECUTOR_MAY = [("", "pods", verb) for verb in ("create", "get", "list", "watch", "delete")]
+EXECUTOR_MAY_NOT = [
+    ("", "pods", "update"),
+    ("", "pods", "patch"),
+    ("", "pods", "deletecollection"),
+    ("", "pods/exec", "create"),
+    ("", "pods/attach", "create"),
+    ("", "pods/portforward", "create"),
+    ("", "pods/ephemeralcontainers", "patch"),
+    ("", "pods/status", "patch"),
+    ("", "pods/log", "get"),
+    ("", "secrets", "get"),
+    ("", "secrets", "list"),
+    ("", "secrets", "watch"),
+    ("", "secrets", "create"),
+    ("", "configmaps", "get"),
+    ("", "serviceaccounts", "get"),
+    ("", "serviceaccounts/token", "create"),
+    ("", "persistentvolumeclaims", "create"),
+    ("", "services", "create"),
+    ("", "events", "create"),
+    ("batch", "jobs", "create"),
+    ("apps", "deployments", "patch"),
+    ("rbac.authorization.k8s.io", "roles", "create"),
+    ("rbac.authorization.k8s.io", "rolebindings", "create"),
+    ("networking.k8s.io", "networkpolicies", "delete"),
+    ("postgresql.cnpg.io", "clusters", "get"),
+]
+
+
+def test_the_executor_manages_pods_in_its_namespace_and_nothing_else(
+    kube: Kube, installed: dict[str, str]
+) -> None:
+    namespace, account = installed["default"], f"{RELEASE}-executor"
+    for group, resource, verb in EXECUTOR_MAY:
+        assert allowed(kube, namespace, account, verb, resource, group), (verb, resource)
+        for elsewhere in (installed["minimal"], "kube-system", CNPG_NAMESPACE, "default", "*"):
+            assert not allowed(kube, namespace, account, verb, resource, group, where=elsewhere), (
+                verb,
+                resource,
+                elsewhere,
+            )
+    for group, resource, verb in EXECUTOR_MAY_NOT:
+        assert not allowed(kube, namespace, account, verb, resource, group), (verb, resource)
+    for group, resource, verb in [("", "nodes", "list"), ("", "namespaces", "get"), ("", "pods", "list")]:
+        assert not allowed(kube, namespace, account, verb, resource, group, where="*"), (verb, resource)
+
+
+def test_the_hub_reads_no_secret(kube: Kube, installed: dict[str, str]) -> None:
+    """z2jh's own Role would let the hub read every Secret (the platform's passwords among them); ours
+    gives KubeSpawner what it uses and no Secret."""
+    namespace = installed["default"]
+    assert allowed(kube, namespace, "hub", "create", "pods")
+    assert allowed(kube, namespace, "hub", "watch", "events")
+    for verb in ("get", "list", "watch", "create", "delete"):
+        assert not allowed(kube, namespace, "hub", verb, "secrets"), verb
+
+
+# --- a run pod, made as the executor makes it ----------------------------------------------------------
+
+# The labels the kubernetes runner gives each run pod (services/executor), which the chart's NetworkPolicy
+# <release>-notebook-runs selects on.
+RUN_LABELS = {
+    "app.kubernetes.io/part-of": "notebook-platform",
+    "app.kubernetes.io/instance": RELEASE,
+    "app.kubernetes.io/component": "notebook-run",
+    "app.kubernetes.io/managed-by": "nbp-executor",
+    "nbp.dev/execution-id": "4242",
+    "nbp.dev/username": "alice",
+}
+
+
+def run_pod_manifest(name: str, labels: dict[str, str]) -> dict[str, Any]:
+    """A run's Pod in the shape the runner gives it: its owner's folder only, no token, no secret."""
+    locked = {
+        "runAsNonRoot": True,
+        "runAsUser": 1000,
+        "runAsGroup": 100,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "activeDeadlineSeconds": 3600,
+            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [
+                {
+                    "name": "papermill",
+                    "image": "notebook-platform/executor:0.1.0",
+                    "command": ["python", "-m", "papermill", "report.ipynb", "out/report.ipynb"],
+                    "workingDir": "/home/alice",
+                    "securityContext": locked,
+                    "resources": {
+                        "requests": {"cpu": "250m", "memory": "512Mi"},
+                        "limits": {"cpu": "2", "memory": "4Gi"},
+                    },
+                    "volumeMounts": [
+                        {"name": "home", "mountPath": "/home/alice", "subPath": "alice"},
+                        {"name": "tmp", "mountPath": "/tmp"},
+                    ],
+                }
+            ],
+            "volumes": [
+                {"name": "home", "persistentVolumeClaim": {"claimName": "nbp-workspace"}},
+                {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+            ],
+        },
+    }
+
+
+def as_account(namespace: str, account: str) -> list[tuple[str, str]]:
+    """Headers that make the administrator's request one of ServiceAccount `account` (impersonation)."""
+    return [
+        ("Impersonate-User", f"system:serviceaccount:{namespace}:{account}"),
+        ("Impersonate-Group", "system:serviceaccounts"),
+        ("Impersonate-Group", f"system:serviceaccounts:{namespace}"),
+        ("Impersonate-Group", "system:authenticated"),
+    ]
+
+
+@pytest.fixture
+def run_pods(kube: Kube, installed: dict[str, str]) -> Iterator[list[dict[str, Any]]]:
+    """Two runs' Pods (alice's and bob's) created AS the executor's ServiceAccount, deleted afterwards."""
+    namespace = installed["default"]
+    executor = as_account(namespace, f"{RELEASE}-executor")
+    pods_path = f"/api/v1/namespaces/{namespace}/pods"
+    created = []
+    try:
+        for name, execution, user in (("nbp-run-4242", "4242", "alice"), ("nbp-run-4243", "4243", "bob")):
+            labels = {**RUN_LABELS, "nbp.dev/execution-id": execution, "nbp.dev/username": user}
+            response = kube.http.post(pods_path, json=run_pod_manifest(name, labels), headers=executor)
+            assert response.status_code == 201, response.text
+            created.append(response.json())
+        yield created
+    finally:
+        for pod in created:
+            kube.http.delete(f"{pods_path}/{pod['metadata']['name']}", params={"gracePeriodSeconds": 0})
+
+
+def test_the_executor_creates_and_deletes_run_pods_and_nothing_else(
+    kube: Kube, installed: dict[str, str], run_pods: list[dict[str, Any]]
+) -> None:
+    namespace = installed["default"]
+    executor = as_account(namespace, f"{RELEASE}-executor")
+    pods_path = f"/api/v1/namespaces/{namespace}/pods"
+    listed = kube.http.get(
+        pods_path, params={"labelSelector": "app.kubernetes.io/component=notebook-run"}, headers=executor
+    )
+    assert listed.status_code == 200, listed.text
+    assert {p["metadata"]["name"] for p in listed.json()["items"]} == {"nbp-run-4242", "nbp-run-4243"}
+    for method, path, body in [
+        ("GET", f"/api/v1/namespaces/{namespace}/secrets", None),
+        ("GET", f"/api/v1/namespaces/{namespace}/secrets/nbp-oidc-clients", None),
+        (
+            "POST",
+            f"/api/v1/namespaces/{namespace}/secrets",
+            {"metadata": {"name": "x"}, "stringData": {"a": "b"}},
+        ),
+        (
+            "POST",
+            f"/api/v1/namespaces/{installed['minimal']}/pods",
+            run_pod_manifest("elsewhere", RUN_LABELS),
+        ),
+        ("PATCH", f"{pods_path}/nbp-run-4242", {"metadata": {"labels": {"nbp.dev/username": "bob"}}}),
+    ]:
+        extra = [("Content-Type", "application/merge-patch+json")] if method == "PATCH" else []
+        response = kube.http.request(method, path, json=body, headers=executor + extra)
+        assert response.status_code == 403, (method, path, response.status_code)
+    gone = kube.http.delete(f"{pods_path}/nbp-run-4243", params={"gracePeriodSeconds": 0}, headers=executor)
+    assert gone.status_code == 200, gone.text
+
+
 # --- network policies against real pods ---------------------------------------------------------------
 
-# Which workloads' pods each NetworkPolicy selects. Three select pods that are never created here: the
+# Which workloads' pods each NetworkPolicy selects. Four select pods that are never created here: the
 # database's (the CloudNativePG operator makes them), JupyterHub's single-user servers (KubeSpawner makes
 # them) and the history retention CronJob's (made at its schedule only); the tests' pods are checked in
 # the helm test above. Superset's init Job is named by the release revision: its entry is filled in by
@@ -344,6 +531,7 @@ SELECTS = {
     f"{RELEASE}-superset": {f"Deployment/{RELEASE}-superset"},
     f"{RELEASE}-superset-init": set(),
     f"{RELEASE}-tests": set(),
+    f"{RELEASE}-notebook-runs": set(),  # the executor's run pods: test_run_pods_reach_dns_and_the_api_only
 }
 # (from, to, port): the connections the platform needs, each allowed by the destination's ingress rules
 ALLOWED = [
@@ -468,6 +656,96 @@ def test_network_policies_select_the_pods_they_claim(kube: Kube, installed: dict
         assert check(source, destination, port), (source, destination, port)
     for source, destination, port in REFUSED:
         assert not check(source, destination, port), (source, destination, port)
+
+
+# A network address in the pod network (kind's pod CIDR): our ipBlocks except every private range, so
+# any private pod network gives the same verdicts.
+POD_ADDRESS = IPv4Network("10.244.0.7/32")
+
+
+def _peer_is(peer: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a NetworkPolicyPeer covers a pod of the same namespace with these labels."""
+    if "namespaceSelector" in peer:
+        return False  # every namespaceSelector of ours names another namespace (the ingress controller's)
+    if "ipBlock" in peer:
+        block = peer["ipBlock"]
+        excepted = any(POD_ADDRESS.subnet_of(IPv4Network(e)) for e in block.get("except", []))
+        return POD_ADDRESS.subnet_of(IPv4Network(block["cidr"])) and not excepted
+    return matches(peer["podSelector"], labels)
+
+
+def _rules_allow(rules: list[dict[str, Any]], side: str, labels: dict[str, str], port: int) -> bool:
+    for rule in rules:
+        peers = rule.get(side)
+        ports = rule.get("ports")
+        if (peers is None or any(_peer_is(peer, labels) for peer in peers)) and (
+            ports is None or any(p.get("port") == port for p in ports)
+        ):
+            return True
+    return False
+
+
+def connects(
+    policies: list[dict[str, Any]], source: dict[str, str], destination: dict[str, str], port: int
+) -> bool:
+    """Kubernetes' rule: a connection between two pods (labels) of one namespace is allowed when every side
+    that policies select is allowed by at least one of them (egress of the source, ingress of the
+    destination)."""
+    for side, selected, other, direction in (
+        ("to", source, destination, "Egress"),
+        ("from", destination, source, "Ingress"),
+    ):
+        applying = [
+            p["spec"]
+            for p in policies
+            if direction in p["spec"]["policyTypes"] and matches(p["spec"]["podSelector"], selected)
+        ]
+        key = direction.lower()
+        if applying and not any(_rules_allow(p.get(key, []), side, other, port) for p in applying):
+            return False
+    return True
+
+
+def test_run_pods_reach_dns_and_the_api_only(
+    kube: Kube, installed: dict[str, str], run_pods: list[dict[str, Any]]
+) -> None:
+    """The run pods the executor made (with the runner's labels) against the NetworkPolicies the API server
+    stores and the pods the controller-manager made: DNS and the platform's API, nothing else."""
+    namespace = installed["default"]
+    policies = kube.items(f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies")
+    alice, bob = (pod["metadata"]["labels"] for pod in run_pods)
+    selecting = {p["metadata"]["name"] for p in policies if matches(p["spec"]["podSelector"], alice)}
+    assert selecting == {f"{RELEASE}-notebook-runs"}
+    others = {
+        name: pods[0]["metadata"]["labels"]
+        for name, pods in workload_pods(kube, namespace).items()
+        if not name.startswith("Job/")
+    }
+    assert not [n for n, labels in others.items() if matches({"matchLabels": RUN_LABELS}, labels)]
+    # the database's pods (the CloudNativePG operator would make them; it does not run here): the labels
+    # its policy selects them by
+    (db_policy,) = [p for p in policies if p["metadata"]["name"] == f"{RELEASE}-db"]
+    others["database"] = db_policy["spec"]["podSelector"]["matchLabels"]
+    kube_dns = {"k8s-app": "kube-dns"}  # in kube-system: egress on port 53 goes to any address
+    assert connects(policies, alice, kube_dns, 53)
+    for api in ("registry", "executor", "history"):
+        assert connects(policies, alice, others[f"Deployment/{RELEASE}-{api}"], 8000), api
+    refused = [
+        ("database", 5432),
+        (f"StatefulSet/{RELEASE}-keycloakx", 8080),  # Keycloak: tokens and its admin side
+        (f"StatefulSet/{RELEASE}-keycloakx", 9000),  # its management port
+        ("Deployment/hub", 8081),
+        ("Deployment/proxy", 8000),
+        ("Deployment/proxy", 8001),
+        (f"Deployment/{RELEASE}-superset", 8088),
+        (f"Deployment/{RELEASE}-registry", 9090),  # the API pods on any other port
+    ]
+    for target, port in refused:
+        assert not connects(policies, alice, others[target], port), (target, port)
+    # runs are reached by no one: not another run, not the platform's pods
+    assert not connects(policies, bob, alice, 8888)
+    for name, labels in others.items():
+        assert not connects(policies, labels, alice, 8888), name
 
 
 def test_pods_stay_pending_without_a_kubelet(kube: Kube, installed: dict[str, str]) -> None:

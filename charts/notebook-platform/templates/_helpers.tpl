@@ -75,6 +75,13 @@ plus the chart name unless the release name already contains it; fullnameOverrid
 {{- if $fullname }}{{ printf "%s-proxy-public" $fullname }}{{ else }}proxy-public{{ end -}}
 {{- end -}}
 
+{{/* z2jh's hub ServiceAccount, named by its chart's rule (hub.serviceAccount.name, else <fullname>-hub). */}}
+{{- define "nbp.jupyterhub.hubServiceAccount" -}}
+{{- $fullname := .Values.jupyterhub.fullnameOverride | default "" -}}
+{{- $named := dig "hub" "serviceAccount" "name" "" (.Values.jupyterhub | toYaml | fromYaml) -}}
+{{- $named | default (ternary (printf "%s-hub" $fullname) "hub" (ne $fullname "")) -}}
+{{- end -}}
+
 {{/* OIDC: the public issuer (what tokens carry in `iss`) and in-cluster endpoints for pods. */}}
 {{- define "nbp.oidc.issuer" -}}
 {{- .Values.oidc.issuer | default (printf "%s/auth/realms/%s" (include "nbp.publicUrl" .) .Values.oidc.realm) -}}
@@ -153,6 +160,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{- define "nbp.db.podSelector" -}}
 cnpg.io/cluster: {{ include "nbp.db.cluster" . }}
+{{- end -}}
+
+{{/* The executor's run pods: the kubernetes runner (services/executor) labels each pod it creates so. */}}
+{{- define "nbp.notebookRun.podSelector" -}}
+app.kubernetes.io/component: notebook-run
+app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{- define "nbp.dnsEgress" -}}

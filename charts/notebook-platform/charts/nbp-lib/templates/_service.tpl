@@ -13,6 +13,9 @@ Arguments (a dict):
   labels          common labels
   podLabels       extra pod labels (access labels other policies select on)
   podSecurity     {uid, gid}: the user and group the processes run as
+  secretFiles     {path, sources}: projected Secret sources mounted read-only (mode 0400) at `path` in
+                  the init and main containers
+  serviceAccountToken  true: the pod mounts its ServiceAccount's token (it calls the Kubernetes API)
   extraInitContainers, extraVolumes, extraVolumeMounts   lists
   networkPolicy   {enabled, ingress: [rules], egress: [rules]}
   kubeScoreIgnore list of kube-score check ids this service is exempt from (each justified by the caller)
@@ -79,7 +82,7 @@ spec:
         {{- end }}
     spec:
       serviceAccountName: {{ $fullname }}
-      automountServiceAccountToken: false
+      automountServiceAccountToken: {{ .serviceAccountToken | default false }}
       enableServiceLinks: false
       securityContext:
         runAsNonRoot: true
@@ -129,6 +132,11 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+            {{- with .secretFiles }}
+            - name: secrets
+              mountPath: {{ .path }}
+              readOnly: true
+            {{- end }}
         {{- with .extraInitContainers }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -160,6 +168,11 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+            {{- with .secretFiles }}
+            - name: secrets
+              mountPath: {{ .path }}
+              readOnly: true
+            {{- end }}
             {{- with .extraVolumeMounts }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
@@ -167,6 +180,13 @@ spec:
         - name: tmp
           emptyDir:
             sizeLimit: 256Mi
+        {{- with .secretFiles }}
+        - name: secrets
+          projected:
+            defaultMode: 0400
+            sources:
+              {{- toYaml .sources | nindent 14 }}
+        {{- end }}
         {{- with .extraVolumes }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
