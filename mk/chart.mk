@@ -1,7 +1,8 @@
 # Deployment: the umbrella Helm chart, images, helmfile and kind.
 #
 #   make chart-test   lint, render, validate and test the chart; lint the Dockerfile (part of `make test`)
-#   make kind-up images kind-load deploy e2e    a local cluster (needs Docker; see charts/README-section.md)
+#   make e2e          a kind cluster, the images, the platform (helmfile), then tests/e2e through its ingress
+#                     (needs Docker: it cannot run where there is none; README "On kind")
 #
 # Tools are built with `go install module@version` into .cache/tools/<tool>-<version>/ and reused; the
 # checks' Python packages live in their own venv, .cache/chart-venv (tests/chart/requirements.txt).
@@ -171,8 +172,24 @@ kind-load: $(KIND) ## Load the images into the kind cluster
 deploy: $(HELM) $(HELMFILE) chart-files ## helmfile sync (HELMFILE_ENV=kind|production): CNPG operator, ingress-nginx, the platform
 	PATH="$(abspath $(dir $(HELM))):$$PATH" $(HELMFILE) --file helmfile.yaml --environment $(HELMFILE_ENV) sync
 
-e2e: $(CHART_VENV)/.installed ## Tests against the deployed platform's ingress (E2E_URL)
+# kubectl, for the e2e tests' look at the pods (Debian/Ubuntu's package; elsewhere install it yourself).
+e2e-tools: $(CHART_VENV)/.installed
+	@command -v kubectl >/dev/null || { \
+		command -v apt-get >/dev/null || { echo "error: kubectl not found; install it (https://kubernetes.io/docs/tasks/tools/)" >&2; exit 1; }; \
+		echo "+ apt-get install -y kubectl"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubectl; }
+
+# The whole end-to-end check on kind, each step in order (each is idempotent: a second `make e2e` reuses
+# the cluster and upgrades the release).
+e2e: ## kind cluster, images, helmfile deploy, then tests/e2e through the ingress (needs Docker)
+	$(MAKE) kind-up
+	$(MAKE) images
+	$(MAKE) kind-load
+	$(MAKE) deploy
+	$(MAKE) e2e-test
+
+e2e-test: e2e-tools ## tests/e2e against the platform already deployed (E2E_URL, kubectl's current context)
 	NBP_E2E_URL=$(E2E_URL) $(CHART_VENV)/bin/pytest -c tests/e2e/pytest.ini tests/e2e
 
 .PHONY: chart-tools chart-files chart-render chart-lint chart-validate chart-policy chart-dockerlint \
-	chart-pytest chart-test test kind-up kind-down images kind-load deploy e2e
+	chart-pytest chart-test test kind-up kind-down images kind-load deploy e2e-tools e2e e2e-test

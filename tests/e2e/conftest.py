@@ -15,6 +15,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -25,21 +26,47 @@ if not BASE_URL:
     collect_ignore_glob = ["test_*.py"]
 
 
+NAMESPACE = os.environ.get("NBP_E2E_NAMESPACE", "notebook-platform")
+RELEASE = os.environ.get("NBP_E2E_RELEASE", "nbp")
+
+
+def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> str:
+    """kubectl against the cluster of the current context (kind's, after `make kind-up`), in the
+    platform's namespace; its output. With check=False a failing exit status is accepted (`auth can-i`
+    answers "no" with 1)."""
+    try:
+        return subprocess.run(
+            ["kubectl", "--namespace", NAMESPACE, *args],
+            check=check,
+            capture_output=True,
+            text=True,
+            input=stdin,
+            timeout=120,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        stderr = getattr(exc, "stderr", "")
+        pytest.fail(f"kubectl {' '.join(args)} failed (make e2e installs kubectl): {exc} {stderr}")
+
+
+def in_executor(*command: str, stdin: str | None = None) -> str:
+    """A command in the executor's container (it mounts the whole workspace at /workspace)."""
+    return kubectl("exec", "-i", f"deploy/{RELEASE}-executor", "-c", "executor", "--", *command, stdin=stdin)
+
+
+def put_file(username: str, relative: str, text: str) -> None:
+    """A file into <workspace>/<username>/, as the user would save it from JupyterHub."""
+    script = (
+        "import os, sys; path = sys.argv[1]; os.makedirs(os.path.dirname(path), exist_ok=True); "
+        "open(path, 'w').write(sys.stdin.read())"
+    )
+    in_executor("python", "-c", script, f"/workspace/{username}/{relative}", stdin=text)
+
+
 def _client_secret() -> str:
     secret = os.environ.get("NBP_E2E_CLIENT_SECRET")
     if secret:
         return secret
-    namespace = os.environ.get("NBP_E2E_NAMESPACE", "notebook-platform")
-    try:
-        out = subprocess.run(
-            ["kubectl", "-n", namespace, "get", "secret", "nbp-oidc-clients", "-o", "json"],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.fail(f"set NBP_E2E_CLIENT_SECRET, or make kubectl able to read Secret nbp-oidc-clients: {exc}")
+    out = kubectl("get", "secret", "nbp-oidc-clients", "-o", "json")
     return base64.b64decode(json.loads(out)["data"]["nbp-executor"]).decode()
 
 
@@ -92,3 +119,19 @@ def token(http: httpx.Client) -> str:
 @pytest.fixture(scope="session")
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="session")
+def username(token: str) -> str:
+    """Whose runs the tests make: the token's user (its folder is <workspace>/<username>)."""
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return str(claims["preferred_username"])
+
+
+def answer(response: httpx.Response, *expected: int) -> Any:
+    """The JSON body of a response whose status is one of `expected`."""
+    assert response.status_code in expected, (
+        f"{response.request.method} {response.request.url}: {response.status_code} {response.text[:500]}"
+    )
+    return response.json()

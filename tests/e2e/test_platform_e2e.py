@@ -1,24 +1,19 @@
 """Through the ingress: the API registers and runs a notebook and records the run; the rest answers.
 
 The notebook file is put into the shared workspace with `kubectl exec` into the executor (as a user would
-save it from JupyterHub); everything else goes through the public URL.
+save it from JupyterHub); everything else goes through the public URL. The runs' pods: test_runs_in_pods.py.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import os
-import subprocess
 import time
 import uuid
-from typing import Any
 
 import httpx
-import pytest
 
-NAMESPACE = os.environ.get("NBP_E2E_NAMESPACE", "notebook-platform")
-RELEASE = os.environ.get("NBP_E2E_RELEASE", "nbp")
+from conftest import answer, put_file
+
 TERMINAL = {"completed", "failed", "cancelled", "timed_out"}
 
 NOTEBOOK = {
@@ -50,50 +45,10 @@ NOTEBOOK = {
 }
 
 
-def _username(token: str) -> str:
-    payload = token.split(".")[1]
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return str(claims["preferred_username"])
-
-
-def _put_notebook(username: str, relative: str) -> None:
-    script = (
-        "import json, os, sys; path = sys.argv[1]; os.makedirs(os.path.dirname(path), exist_ok=True); "
-        "open(path, 'w').write(sys.argv[2])"
-    )
-    target = f"/workspace/{username}/{relative}"
-    cmd = [
-        "kubectl",
-        "-n",
-        NAMESPACE,
-        "exec",
-        f"deploy/{RELEASE}-executor",
-        "-c",
-        "executor",
-        "--",
-        "python",
-        "-c",
-        script,
-        target,
-        json.dumps(NOTEBOOK),
-    ]
-    try:
-        subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.fail(f"could not write {target} into the workspace with kubectl exec: {exc}")
-
-
-def _json(response: httpx.Response, *expected: int) -> Any:
-    assert response.status_code in expected, (
-        f"{response.request.method} {response.request.url}: {response.status_code} {response.text[:500]}"
-    )
-    return response.json()
-
-
 def test_health_and_docs_show_all_three_apis(http: httpx.Client, base_url: str) -> None:
     assert http.get(f"{base_url}/health").status_code == 200
     assert http.get(f"{base_url}/docs").status_code == 200
-    spec = _json(http.get(f"{base_url}/openapi.json"), 200)
+    spec = answer(http.get(f"{base_url}/openapi.json"), 200)
     paths = set(spec["paths"])
     for prefix in ("/db/notebooks", "/execute", "/db/executions"):
         assert any(p.startswith(prefix) for p in paths), f"/openapi.json lacks {prefix}: {sorted(paths)}"
@@ -110,13 +65,12 @@ def test_unlisted_paths_are_not_published(http: httpx.Client, base_url: str) -> 
 
 
 def test_register_run_and_history(
-    http: httpx.Client, base_url: str, auth: dict[str, str], token: str
+    http: httpx.Client, base_url: str, auth: dict[str, str], username: str
 ) -> None:
-    username = _username(token)
     relative = f"e2e/hello-{uuid.uuid4().hex[:8]}.ipynb"
-    _put_notebook(username, relative)
+    put_file(username, relative, json.dumps(NOTEBOOK))
 
-    notebook = _json(
+    notebook = answer(
         http.post(
             f"{base_url}/db/notebooks",
             headers=auth,
@@ -132,7 +86,7 @@ def test_register_run_and_history(
     )
     notebook_id = notebook["id"]
 
-    submitted = _json(
+    submitted = answer(
         http.post(
             f"{base_url}/executions",
             headers=auth,
@@ -148,7 +102,7 @@ def test_register_run_and_history(
     execution_id = submitted.get("id") or submitted.get("execution_id")
     deadline = time.monotonic() + 600
     while True:
-        status = _json(http.get(f"{base_url}/executions/{execution_id}", headers=auth), 200)
+        status = answer(http.get(f"{base_url}/executions/{execution_id}", headers=auth), 200)
         if status["status"] in TERMINAL:
             break
         assert time.monotonic() < deadline, f"run {execution_id} still {status['status']}"
@@ -157,7 +111,7 @@ def test_register_run_and_history(
 
     deadline = time.monotonic() + 120
     while True:  # the executor relays the run to history through its outbox: allow it a moment
-        runs = _json(http.get(f"{base_url}/db/executions/notebook/{notebook_id}", headers=auth), 200)
+        runs = answer(http.get(f"{base_url}/db/executions/notebook/{notebook_id}", headers=auth), 200)
         items = runs["items"] if isinstance(runs, dict) and "items" in runs else runs
         if any(r.get("status") == "completed" for r in items):
             break
@@ -166,14 +120,14 @@ def test_register_run_and_history(
 
 
 def test_keycloak_publishes_the_public_issuer(http: httpx.Client, base_url: str) -> None:
-    document = _json(
+    document = answer(
         http.get(f"{base_url}/auth/realms/notebook-platform/.well-known/openid-configuration"), 200
     )
     assert document["issuer"] == f"{base_url}/auth/realms/notebook-platform"
 
 
 def test_jupyterhub_answers(http: httpx.Client, base_url: str) -> None:
-    info = _json(http.get(f"{base_url}/hub/api/"), 200)
+    info = answer(http.get(f"{base_url}/hub/api/"), 200)
     assert "version" in info
     login = http.get(f"{base_url}/hub/oauth_login")
     assert login.status_code == 302
