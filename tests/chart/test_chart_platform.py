@@ -252,7 +252,17 @@ def test_history_retention_purges_on_a_schedule_as_the_workspace_user(default: l
     # The default keeps runs for ever: no platform-wide days unless values set them.
     assert "NBP_HISTORY_RETENTION_DAYS" not in env
     assert (env["NBP_HISTORY_RETENTION_BATCH"], env["NBP_WORKSPACE"]) == ("1000", "/workspace")
-    assert env["NBP_DB_PASSWORD"]["secretKeyRef"]["name"] == f"{RELEASE}-db-history"
+    assert "NBP_DB_PASSWORD" not in env
+    assert env["NBP_DB_PASSWORD_FILE"] == "/opt/nbp/secrets/db-password"
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "secrets"]
+    assert volume["projected"]["defaultMode"] == 0o400
+    assert volume["projected"]["sources"] == [
+        {"secret": {"name": f"{RELEASE}-db-history", "items": [{"key": "password", "path": "db-password"}]}}
+    ]
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "secrets"]
+    assert (mount["mountPath"], mount["readOnly"]) == ("/opt/nbp/secrets", True)
+    # the kubelet gives the file to the pod's fsGroup: the process's own group
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
     (mount,) = [m for m in container["volumeMounts"] if m["name"] == "workspace"]
     assert mount["mountPath"] == "/workspace"
     # It deletes users' output notebooks: as their user, like the executor that wrote them.
