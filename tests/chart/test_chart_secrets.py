@@ -105,6 +105,18 @@ def test_credentials_are_secrets_and_env_comes_from_secret_refs(default: list[di
                     )
 
 
+def _mounted_secrets(spec: dict[str, Any]) -> set[str]:
+    """The Secrets a pod mounts as files (secret volumes and projected volumes' secret sources)."""
+    names = set()
+    for volume in spec.get("volumes", []):
+        if "secret" in volume:
+            names.add(volume["secret"]["secretName"])
+        for source in volume.get("projected", {}).get("sources", []):
+            if "secret" in source:
+                names.add(source["secret"]["name"])
+    return names
+
+
 def test_existing_secrets_replace_every_generated_one(rendered: dict[str, list[dict[str, Any]]]) -> None:
     docs = rendered["existing-secrets"]
     generated = [s["metadata"]["name"] for s in by_kind(docs, "Secret") if is_ours(s)]
@@ -125,6 +137,18 @@ def test_existing_secrets_replace_every_generated_one(rendered: dict[str, list[d
         "ext-db-keycloak",
         "ext-keycloak-admin",
         "hub",  # z2jh's own Secret (proxy token), which it generates and keeps itself
+    }
+    # secrets mounted as files (the services' passwords, the executor's client secret, Superset's)
+    mounted = {name for _ref, _meta, spec in pod_specs(docs) for name in _mounted_secrets(spec)}
+    assert mounted == {
+        "ext-db-registry",
+        "ext-db-executor",
+        "ext-db-history",
+        "ext-oidc-clients",
+        "ext-db-superset",
+        "ext-db-superset-ro",
+        "ext-superset-secret-key",
+        "hub",  # z2jh's own, mounted into the hub
     }
     (cluster,) = by_kind(docs, "Cluster")
     roles = {
