@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.util import memoized_property
 from sqlalchemy.util.queue import AsyncAdaptedQueue, QueueCommon
 
@@ -87,24 +88,34 @@ class FairAsyncQueuePool(AsyncAdaptedQueuePool):
     _queue_class: type[QueueCommon[ConnectionPoolEntry]] = _FairAsyncAdaptedQueue
 
 
+def _refuse_closed(
+    dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+) -> None:
+    """At checkout, a connection the server has closed (a restart, an idle timeout, a terminated backend)
+    is replaced by a new one: asyncpg reads its socket all the time, so it knows without a round trip."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
+
+
 class Database:
     """The engine and the two kinds of session every service uses.
 
-    Connections rest in autocommit: a read, or a write that is one statement, is one round trip after
-    the pre-ping, which itself is one round trip (outside a transaction asyncpg's ping needs no
-    BEGIN/ROLLBACK around it). ``sessionmaker`` sessions switch their connection to READ COMMITTED, so
-    that several statements run in one transaction, all or nothing.
+    Connections rest in autocommit: a read, or a write that is one statement, is one round trip. A
+    checked-out connection is not pinged (a round trip per request, a fifth of a read's cost at the
+    registry's rate: bench/registry_throughput.py); one the server closed is replaced at checkout.
+    ``sessionmaker`` sessions switch their connection to READ COMMITTED, so that several statements
+    run in one transaction, all or nothing.
     """
 
     def __init__(self, settings: Settings) -> None:
         self.engine: AsyncEngine = create_async_engine(
             settings.sqlalchemy_url,
             poolclass=FairAsyncQueuePool,
-            pool_pre_ping=True,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             isolation_level="AUTOCOMMIT",
         )
+        event.listen(self.engine.sync_engine, "checkout", _refuse_closed)
         self.sessionmaker = async_sessionmaker(
             self.engine.execution_options(isolation_level="READ COMMITTED"), expire_on_commit=False
         )
