@@ -29,7 +29,8 @@ def insert_runs_sql(count: int, days: float) -> str:
         FROM (
             SELECT g, 1 + (g * 7919) % {NOTEBOOKS} AS nb,
                    now() - ({count} - g) * (interval '{days} days' / {count}) AS queued,
-                   2 ^ ((g * 7919) % 13) * (0.5 + ((g * 104729) % 1000) / 1000.0) AS seconds,
+                   2 ^ ((1 + (g * 7919) % {NOTEBOOKS}) % 13) * (0.5 + ((g * 104729) % 1000) / 1000.0)
+                       AS seconds,
                    CASE WHEN g > {count} - {count} / 2000 THEN 'queued'
                         WHEN g > {count} - {count} / 1000 THEN 'running'
                         WHEN g % 100 < 7 THEN 'failed'

@@ -34,9 +34,8 @@ def _ceil(moment: datetime, step: timedelta) -> datetime:
     return floor if floor == moment else floor + step
 
 
-def _rollup_rows(scope: str) -> str:
-    """SQL: the rollup rows of the window (whole days daily, edge hours hourly) within ``scope``."""
-    columns = "notebook_id, notebook_name, status, runs, duration_histogram"
+def _rollup_rows(columns: str, scope: str) -> str:
+    """SQL: ``columns`` of the window's rollup rows (whole days daily, edge hours hourly) within ``scope``."""
     return f"""
         SELECT {columns} FROM {DAILY} WHERE period_start >= :day_from AND period_start < :day_to AND {scope}
         UNION ALL
@@ -76,19 +75,22 @@ async def stats(
             conditions.append(f"{column} = :{name}")
             values[name] = value
             live = live.where(getattr(Execution, column) == value)
-    rows = _rollup_rows(" AND ".join(conditions))
-
-    # One pass over the window's rollup rows: the counts per notebook and status, and the completed
-    # runs' duration buckets per notebook (status NULL).
+    scope = " AND ".join(conditions)
+    counts = _rollup_rows("notebook_id, notebook_name, status, runs", scope)
     completed = ExecutionStatus.COMPLETED.value
+    timed = _rollup_rows("notebook_id, duration_histogram", f"{scope} AND status = '{completed}'")
+
+    # One statement: the counts per notebook and status, and the completed runs' duration buckets per
+    # notebook (status NULL). Two scans of the window's rollup rows rather than one shared CTE, which
+    # PostgreSQL would materialize with every histogram in it, to be read back twice.
     summed = await session.execute(
         text(
-            f"WITH r AS ({rows})"
-            " SELECT notebook_id, max(notebook_name), status, NULL::int, sum(runs) FROM r GROUP BY 1, 3"
+            f"SELECT notebook_id, max(notebook_name), status, NULL::int, sum(runs) FROM ({counts}) AS c"
+            " GROUP BY 1, 3"
             " UNION ALL"
-            " SELECT r.notebook_id, NULL, NULL, h.key::int, sum(h.value::bigint) FROM r"
-            " CROSS JOIN LATERAL jsonb_each_text(r.duration_histogram) AS h"
-            f" WHERE r.status = '{completed}' GROUP BY 1, 4"
+            " SELECT h_.notebook_id, NULL, NULL, h.key::int, sum(h.value::bigint)"
+            f" FROM ({timed}) AS h_ CROSS JOIN LATERAL jsonb_each_text(h_.duration_histogram) AS h"
+            " GROUP BY 1, 4"
         ),
         values,
     )
