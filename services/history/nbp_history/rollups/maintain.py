@@ -89,10 +89,19 @@ def _aggregate(source: str, grain: str) -> str:
             ) AS per_bucket
             GROUP BY {KEY}
         )
-        SELECT {KEY}, totals.notebook_name, totals.runs, totals.timed_runs, totals.execution_time_sum,
-               coalesce(buckets.duration_histogram, '{{}}')
-        FROM totals LEFT JOIN buckets USING ({KEY})
+        SELECT {_qualified("totals")}, totals.notebook_name, totals.runs, totals.timed_runs,
+               totals.execution_time_sum, coalesce(buckets.duration_histogram, '{{}}')
+        FROM totals LEFT JOIN buckets ON {_same_key("totals", "buckets")}
     """
+
+
+def _qualified(table: str) -> str:
+    return ", ".join(f"{table}.{column}" for column in KEY.split(", "))
+
+
+def _same_key(left: str, right: str) -> str:
+    """SQL: the two rows have the same key, a NULL notebook_id (a run of no registered notebook) included."""
+    return " AND ".join(f"{left}.{c} IS NOT DISTINCT FROM {right}.{c}" for c in KEY.split(", "))
 
 
 def ended_runs_as_rows(source: str) -> str:
