@@ -4,6 +4,7 @@ the executor knows it, an ``ExecutionEvent``) in one transaction, and notifies w
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -40,13 +41,13 @@ def run_record(job: Job) -> dict[str, Any]:
     }
 
 
-def event_of(job: Job) -> ExecutionEvent:
+def event_of(job: Job, occurred_at: datetime | None = None) -> ExecutionEvent:
     return ExecutionEvent.model_validate(
         {
             **run_record(job),
             "event_id": uuid.uuid4(),
             "execution_id": job.id,
-            "occurred_at": utcnow(),
+            "occurred_at": occurred_at or utcnow(),
             "error": job.error,
             "results": job.results,
         }
@@ -107,6 +108,18 @@ async def claim(sessionmaker: async_sessionmaker[AsyncSession], worker: str, lea
         )
         await record_transition(session, job)
         return job
+
+
+async def seconds_to_claimable(sessionmaker: async_sessionmaker[AsyncSession]) -> float | None:
+    """How long until the soonest queued job held back by ``not_before`` (a retry's backoff) may be
+    claimed; None when none is waiting."""
+    async with sessionmaker() as session:
+        seconds = await session.scalar(
+            select(func.extract("epoch", func.min(Job.not_before) - func.now())).where(
+                Job.status == "queued", Job.not_before.is_not(None)
+            )
+        )
+    return None if seconds is None else max(0.0, float(seconds))
 
 
 async def heartbeat(
@@ -223,20 +236,34 @@ async def insert(session: AsyncSession, values: dict[str, Any]) -> Job:
     return job
 
 
-async def insert_many(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """New queued jobs (ids already taken) with their outbox rows: two bulk statements (the scheduler's
-    batch), the same rows ``insert`` writes one at a time."""
-    if not rows:
-        return
-    await session.execute(sql_insert(cast(Table, Job.__table__)), rows)
-    events = [event_of(Job(**values)) for values in rows]
-    await session.execute(
-        sql_insert(cast(Table, OutboxEvent.__table__)),
-        [
-            {"event_id": e.event_id, "job_id": e.execution_id, "payload": e.model_dump(mode="json")}
-            for e in events
-        ],
+@dataclass(frozen=True)
+class NewJob:
+    """A queued job's row and its outbox row, built before the transaction that writes them."""
+
+    values: dict[str, Any]
+    outbox: dict[str, Any]
+
+    @property
+    def id(self) -> int:
+        return int(self.values["id"])
+
+
+def new_job(values: dict[str, Any], at: datetime) -> NewJob:
+    """The rows ``insert`` would write for ``values`` (id taken), the event as of ``at``."""
+    event = event_of(Job(**values), at)
+    return NewJob(
+        values,
+        {"event_id": event.event_id, "job_id": event.execution_id, "payload": event.model_dump(mode="json")},
     )
+
+
+async def insert_many(session: AsyncSession, new: list[NewJob]) -> None:
+    """New queued jobs with their outbox rows: two bulk statements (the scheduler's batch), the same
+    rows ``insert`` writes one at a time."""
+    if not new:
+        return
+    await session.execute(sql_insert(cast(Table, Job.__table__)), [n.values for n in new])
+    await session.execute(sql_insert(cast(Table, OutboxEvent.__table__)), [n.outbox for n in new])
     await notify(session, wakeups.OUTBOX)
     await notify(session, wakeups.JOBS)
 

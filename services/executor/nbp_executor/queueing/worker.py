@@ -63,7 +63,17 @@ class Worker:
                 await asyncio.sleep(1.0)
                 continue
             if job is None:
-                await signal.wait(ticket, settings.executor_poll_seconds)
+                # Woken by NOTIFY when a job is queued; a retry waiting out its backoff is due at its
+                # not_before, which no NOTIFY announces: sleep until then at the longest.
+                delay = settings.executor_poll_seconds
+                try:
+                    held = await jobs.seconds_to_claimable(self.ctx.sessionmaker)
+                except Exception:
+                    logger.exception("reading the next retry's start failed; polling")
+                    held = None
+                if held is not None:
+                    delay = min(delay, max(0.05, held))
+                await signal.wait(ticket, delay)
                 continue
             self.current = job.id
             try:

@@ -13,14 +13,16 @@ with ``none`` they are skipped, unless the latest is within the misfire grace (a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction, async_sessionmaker
 
 from nbp_executor.intake import workspace
 from nbp_executor.models import Job
@@ -108,43 +110,71 @@ def due_fire(schedule: Schedule, now: datetime, grace: timedelta) -> tuple[datet
 
 
 async def claim(
-    session: AsyncSession, settings: ExecutorSettings, due: list[tuple[Schedule, datetime]]
-) -> int:
-    """Claim each ``(schedule, fire_time)`` and queue its run, or record it skipped (max_concurrent);
-    a fire time claimed before (by any process) is left alone. Set-based: a few statements a batch."""
-    if not due:
-        return 0
+    session: AsyncSession,
+    settings: ExecutorSettings,
+    scheduler: SchedulerSettings,
+    now: datetime,
+    fire_time: datetime | None = None,
+) -> list[int]:
+    """In the caller's transaction: lock up to a batch of the schedules due at ``now`` (or, given
+    ``fire_time``, those due exactly then, claimed ahead of it: nothing shows until the commit) and
+    claim each one's fire time: queue its run, or record the fire skipped (``max_concurrent``); a fire
+    time claimed before (by any process) is left alone; ``next_fire_at`` moves on. Set-based: a few
+    bulk statements a batch. The ids of the schedules handled."""
+    at = now if fire_time is None else max(now, fire_time)
+    schedules = (
+        await session.scalars(
+            select(Schedule)
+            .where(
+                Schedule.enabled,
+                Schedule.next_fire_at <= now if fire_time is None else Schedule.next_fire_at == fire_time,
+            )
+            .order_by(Schedule.next_fire_at)
+            .limit(scheduler.batch)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    grace = timedelta(seconds=scheduler.misfire_grace_seconds)
+    due: list[tuple[Schedule, datetime]] = []
+    for schedule in schedules:
+        fire, latest = due_fire(schedule, at, grace)
+        if fire is None:
+            logger.warning(
+                "schedule %s: fire times from %s to %s missed (catch_up none), skipped",
+                schedule.id,
+                schedule.next_fire_at,
+                latest,
+            )
+        else:
+            due.append((schedule, fire))
+        schedule.next_fire_at = first_fire(schedule, latest)
+    if due:
+        await _claim(session, settings, due, at)
+    return [s.id for s in schedules]
+
+
+async def _claim(
+    session: AsyncSession, settings: ExecutorSettings, due: list[tuple[Schedule, datetime]], at: datetime
+) -> None:
     running = await active_runs(session, [s.id for s, _ in due])
-    ids = iter(await jobs.next_ids(session, len(due)))
     claims: list[dict[str, Any]] = []
-    runs: dict[int, dict[str, Any]] = {}
+    runs: dict[int, jobs.NewJob] = {}
+    ids = iter(await jobs.next_ids(session, len(due)))
     for schedule, fire_time in due:
         active = running.get(schedule.id, 0)
+        claim_row = {"schedule_id": schedule.id, "fire_time": fire_time}
         if active >= schedule.max_concurrent:
+            reason = (
+                f"{active} run(s) of this schedule still queued or running (max_concurrent "
+                f"{schedule.max_concurrent}, overlap {schedule.overlap})"
+            )
             claims.append(
-                {
-                    "schedule_id": schedule.id,
-                    "fire_time": fire_time,
-                    "outcome": FireOutcome.SKIPPED.value,
-                    "job_id": None,
-                    "reason": (
-                        f"{active} run(s) of this schedule still queued or running (max_concurrent "
-                        f"{schedule.max_concurrent}, overlap {schedule.overlap})"
-                    ),
-                }
+                {**claim_row, "outcome": FireOutcome.SKIPPED.value, "job_id": None, "reason": reason}
             )
             continue
-        run_id = next(ids)
-        runs[schedule.id] = job_values(settings, schedule, run_id, fire_time)
-        claims.append(
-            {
-                "schedule_id": schedule.id,
-                "fire_time": fire_time,
-                "outcome": FireOutcome.QUEUED.value,
-                "job_id": run_id,
-                "reason": None,
-            }
-        )
+        values = {**job_values(settings, schedule, next(ids), fire_time), "queued_at": at}
+        run = runs[schedule.id] = jobs.new_job(values, at)
+        claims.append({**claim_row, "outcome": FireOutcome.QUEUED.value, "job_id": run.id, "reason": None})
     won = set(
         (
             await session.scalars(
@@ -158,8 +188,7 @@ async def claim(
     for schedule, fire_time in due:
         if schedule.id not in won:
             logger.info("schedule %s: fire time %s was already claimed", schedule.id, fire_time)
-    await jobs.insert_many(session, [values for schedule_id, values in runs.items() if schedule_id in won])
-    return len(won)
+    await jobs.insert_many(session, [run for schedule_id, run in runs.items() if schedule_id in won])
 
 
 async def fire_due(
@@ -169,41 +198,49 @@ async def fire_due(
     now: datetime,
 ) -> int:
     """One batch of due schedules fired (as of ``now``); the number of schedules handled."""
-    grace = timedelta(seconds=scheduler.misfire_grace_seconds)
     async with sessionmaker() as session, session.begin():
-        schedules = (
-            await session.scalars(
-                select(Schedule)
-                .where(Schedule.enabled, Schedule.next_fire_at <= now)
-                .order_by(Schedule.next_fire_at)
-                .limit(scheduler.batch)
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
-        due: list[tuple[Schedule, datetime]] = []
-        moves: list[tuple[Schedule, datetime]] = []
-        for schedule in schedules:
-            fire_time, latest = due_fire(schedule, now, grace)
-            if fire_time is None:
-                logger.warning(
-                    "schedule %s: fire times from %s to %s missed (catch_up none), skipped",
-                    schedule.id,
-                    schedule.next_fire_at,
-                    latest,
+        return len(await claim(session, settings, scheduler, now))
+
+
+async def fire_at(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: ExecutorSettings,
+    scheduler: SchedulerSettings,
+    fire_time: datetime,
+) -> int:
+    """The schedules due at ``fire_time`` (still ahead), claimed now in up to ``batches_ahead``
+    transactions left open, which commit side by side at ``fire_time``: the fires then cost a commit,
+    however many share the instant. The number handled."""
+    async with contextlib.AsyncExitStack() as stack:
+        batches: list[tuple[AsyncSession, AsyncSessionTransaction, list[int]]] = []
+        while len(batches) < scheduler.batches_ahead:
+            session = await stack.enter_async_context(sessionmaker())
+            transaction = await session.begin()
+            handled = await claim(session, settings, scheduler, utcnow(), fire_time)
+            await session.flush()
+            batches.append((session, transaction, handled))
+            if len(handled) < scheduler.batch:
+                break
+        await asyncio.sleep(max(0.0, (fire_time - utcnow()).total_seconds()))
+
+        async def commit(
+            session: AsyncSession, transaction: AsyncSessionTransaction, handled: list[int]
+        ) -> None:
+            if handled:  # the claims' time is the commit's, not the preparation's
+                await session.execute(
+                    update(ScheduleFire)
+                    .where(ScheduleFire.fire_time == fire_time, ScheduleFire.schedule_id.in_(handled))
+                    .values(fired_at=func.clock_timestamp())
                 )
-            else:
-                due.append((schedule, fire_time))
-            moves.append((schedule, latest))
-        await claim(session, settings, due)
-        for schedule, latest in moves:
-            schedule.next_fire_at = first_fire(schedule, latest)
-        return len(schedules)
+            await transaction.commit()
+
+        await asyncio.gather(*(commit(*batch) for batch in batches))
+        return sum(len(handled) for _, _, handled in batches)
 
 
-async def seconds_to_next(sessionmaker: async_sessionmaker[AsyncSession], now: datetime) -> float | None:
+async def next_fire_time(sessionmaker: async_sessionmaker[AsyncSession]) -> datetime | None:
     async with sessionmaker() as session:
-        soonest = await session.scalar(select(func.min(Schedule.next_fire_at)).where(Schedule.enabled))
-    return None if soonest is None else (soonest - now).total_seconds()
+        return await session.scalar(select(func.min(Schedule.next_fire_at)).where(Schedule.enabled))
 
 
 class Scheduler:
@@ -223,14 +260,25 @@ class Scheduler:
         signal = self.notifications[wakeups.SCHEDULES]
         while True:
             ticket = signal.ticket()
-            delay = self.scheduler.poll_seconds
             try:
-                handled = await fire_due(self.sessionmaker, self.settings, self.scheduler, utcnow())
-                if handled >= self.scheduler.batch:
-                    continue
-                wait = await seconds_to_next(self.sessionmaker, utcnow())
-                if wait is not None:
-                    delay = min(delay, max(0.0, wait))
+                delay = await self.pass_once()
             except Exception:
                 logger.exception("scheduler pass failed")
-            await signal.wait(ticket, delay)
+                delay = self.scheduler.poll_seconds
+            if delay > 0:
+                await signal.wait(ticket, delay)
+
+    async def pass_once(self) -> float:
+        """Fire what is due; prepare what falls due within the lead time and claim it at its fire
+        time. How long to sleep before the next pass (0: at once)."""
+        scheduler = self.scheduler
+        if await fire_due(self.sessionmaker, self.settings, scheduler, utcnow()) >= scheduler.batch:
+            return 0.0
+        soonest = await next_fire_time(self.sessionmaker)
+        if soonest is None:
+            return scheduler.poll_seconds
+        ahead = (soonest - utcnow()).total_seconds()
+        if ahead > scheduler.lead_seconds:
+            return min(scheduler.poll_seconds, ahead - scheduler.lead_seconds)
+        await fire_at(self.sessionmaker, self.settings, scheduler, soonest)
+        return 0.0
