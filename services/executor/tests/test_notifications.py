@@ -96,6 +96,14 @@ class SmtpReceiver:
 
 
 @pytest.fixture(scope="module")
+def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
+    with pytest.MonkeyPatch.context() as patch:
+        # The receivers listen on loopback, which a webhook may reach only when allowed.
+        patch.setenv("NBP_NOTIFY_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.1/32")
+        yield patch
+
+
+@pytest.fixture(scope="module")
 def mailbox(monkeypatch_module: pytest.MonkeyPatch) -> Iterator[tuple[Mailbox, SmtpReceiver]]:
     box = Mailbox()
     controller = SmtpReceiver(box)
@@ -293,6 +301,13 @@ async def test_bad_targets_are_refused_and_nothing_is_stored(
         ({"channel": "webhook", "url": "javascript:alert(1)"}, "url", "http_url"),
         ({"channel": "webhook", "url": "http:///nohost"}, "url", "http_url"),
         ({"channel": "webhook"}, "url", "required"),
+        # Not public, and not in the allowed networks (127.0.0.1/32 here): loopback, private, the
+        # cloud metadata address (link-local), IPv6 loopback, an IPv4-mapped private address.
+        ({"channel": "webhook", "url": "http://127.0.0.2:8080/h"}, "url", "public_address"),
+        ({"channel": "webhook", "url": "http://10.0.0.7/h?token=s"}, "url", "public_address"),
+        ({"channel": "webhook", "url": "http://169.254.169.254/latest/meta-data/"}, "url", "public_address"),
+        ({"channel": "webhook", "url": "http://[::1]:9/h"}, "url", "public_address"),
+        ({"channel": "webhook", "url": "https://[::ffff:192.168.1.1]/h"}, "url", "public_address"),
         ({"channel": "email", "email": "not-an-address"}, "email", "email"),
         (
             {"channel": "webhook", "url": "https://example.org/h", "triggers": ["sometimes"]},

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from nbp_executor.notifications.models import Channel, NotificationDelivery, NotificationRule
 from nbp_executor.notifications.settings import NotifySettings, SmtpSettings
-from nbp_executor.notifications.targets import redact
+from nbp_executor.notifications.targets import RefusedAddress, pinned, redact
 from nbp_executor.queueing.wakeups import NOTIFICATIONS, Notifications
 
 logger = logging.getLogger("nbp.executor.notifications")
@@ -153,9 +153,16 @@ class Deliverer:
             SIGNATURE: signature(rule.signing_secret or "", timestamp, body),
         }
         try:
-            response = await self.http.post(rule.target, content=body, headers=headers)
+            url, host, extensions = await pinned(rule.target, self.settings.webhook_allowed_networks)
+        except RefusedAddress as exc:
+            return f"refused: {exc}"
+        try:
+            response = await self.http.post(
+                url, content=body, headers={**headers, **host}, extensions=extensions
+            )
         except httpx.HTTPError as exc:
-            return f"{type(exc).__name__}: {str(exc).replace(rule.target, redact(rule.target))}"
+            shown = redact(rule.target)
+            return f"{type(exc).__name__}: {str(exc).replace(rule.target, shown).replace(str(url), shown)}"
         if 200 <= response.status_code < 300:
             return None
         return f"HTTP {response.status_code}"

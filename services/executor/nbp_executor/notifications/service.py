@@ -31,7 +31,7 @@ async def create(
     rt: ExecutorRuntime, session: AsyncSession, body: NotificationCreate, principal: Principal
 ) -> NotificationRule:
     if body.channel == Channel.WEBHOOK:
-        target = check_webhook(body.url)
+        target = await check_webhook(body.url)
         secret = body.signing_secret or secrets.token_urlsafe(32)
     else:
         target = check_email(body.email)

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import ipaddress
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field, SecretStr
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _networks(value: object) -> object:
+    """A comma-separated list from the environment ("127.0.0.1/32,10.1.0.0/16"), or a list."""
+    if isinstance(value, str):
+        return [ipaddress.ip_network(part.strip()) for part in value.split(",") if part.strip()]
+    return value
 
 
 class SmtpSettings(BaseSettings):
@@ -29,3 +39,8 @@ class NotifySettings(BaseSettings):
     min_backoff_seconds: float = Field(default=1.0, gt=0)
     max_backoff_seconds: float = Field(default=300.0, gt=0)
     poll_seconds: float = Field(default=5.0, gt=0)
+    # Networks a webhook may reach besides public addresses (none by default: no loopback, private,
+    # link-local, shared, multicast or reserved address), e.g. an in-cluster chat relay's.
+    webhook_allowed_networks: Annotated[
+        tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], NoDecode, BeforeValidator(_networks)
+    ] = ()
