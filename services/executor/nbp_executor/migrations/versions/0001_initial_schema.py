@@ -9,23 +9,14 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from nbp_executor.migrations import ddl
+from nbp_executor.migrations.ddl import SCHEMA
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-SCHEMA = "executor"
-
-
-def _ts(name: str, nullable: bool = True, now: bool = False) -> sa.Column:  # type: ignore[type-arg]
-    return sa.Column(
-        name,
-        postgresql.TIMESTAMP(timezone=True),
-        server_default=sa.text("now()") if now else None,
-        nullable=nullable,
-    )
 
 
 def upgrade() -> None:
@@ -49,8 +40,8 @@ def upgrade() -> None:
         sa.Column("input_sha256", sa.String(length=64), nullable=True),
         sa.Column("has_parameters_cell", sa.Boolean(), nullable=True),
         sa.Column("lease_owner", sa.String(length=255), nullable=True),
-        _ts("lease_expires_at"),
-        _ts("heartbeat_at"),
+        ddl.timestamp("lease_expires_at"),
+        ddl.timestamp("heartbeat_at"),
         sa.Column("worker", sa.String(length=255), nullable=True),
         sa.Column("cancel_requested", sa.Boolean(), server_default="false", nullable=False),
         sa.Column("cells_done", sa.Integer(), server_default="0", nullable=False),
@@ -59,11 +50,11 @@ def upgrade() -> None:
         sa.Column("error_message", sa.Text(), nullable=True),
         sa.Column("error", postgresql.JSONB(none_as_null=True, astext_type=sa.Text()), nullable=True),
         sa.Column("results", postgresql.JSONB(astext_type=sa.Text()), server_default="[]", nullable=False),
-        _ts("queued_at", nullable=False, now=True),
-        _ts("started_at"),
-        _ts("completed_at"),
-        _ts("created_at", nullable=False, now=True),
-        _ts("updated_at", nullable=False, now=True),
+        ddl.timestamp("queued_at", nullable=False, default="now()"),
+        ddl.timestamp("started_at"),
+        ddl.timestamp("completed_at"),
+        ddl.timestamp("created_at", nullable=False, default="now()"),
+        ddl.timestamp("updated_at", nullable=False, default="now()"),
         sa.CheckConstraint(
             "status IN ('queued', 'running', 'completed', 'failed', 'cancelled', 'timed_out')",
             name=op.f("ck_jobs_status_known"),
@@ -89,10 +80,10 @@ def upgrade() -> None:
         sa.Column("event_id", sa.UUID(), nullable=False),
         sa.Column("job_id", sa.BigInteger(), nullable=False),
         sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        _ts("created_at", nullable=False, now=True),
-        _ts("delivered_at"),
+        ddl.timestamp("created_at", nullable=False, default="now()"),
+        ddl.timestamp("delivered_at"),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
-        _ts("next_attempt_at", nullable=False, now=True),
+        ddl.timestamp("next_attempt_at", nullable=False, default="now()"),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
         sa.UniqueConstraint("event_id", name=op.f("uq_outbox_event_id")),

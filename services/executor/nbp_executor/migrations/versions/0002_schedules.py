@@ -9,23 +9,14 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from nbp_executor.migrations import ddl
+from nbp_executor.migrations.ddl import SCHEMA
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-SCHEMA = "executor"
-
-
-def _ts(name: str, nullable: bool = True, default: str | None = None) -> sa.Column:  # type: ignore[type-arg]
-    return sa.Column(
-        name,
-        postgresql.TIMESTAMP(timezone=True),
-        server_default=sa.text(default) if default else None,
-        nullable=nullable,
-    )
 
 
 def upgrade() -> None:
@@ -49,9 +40,9 @@ def upgrade() -> None:
         sa.Column("catch_up", sa.String(length=16), server_default="none", nullable=False),
         sa.Column("max_concurrent", sa.Integer(), server_default="1", nullable=False),
         sa.Column("overlap", sa.String(length=16), server_default="skip", nullable=False),
-        _ts("next_fire_at"),
-        _ts("created_at", nullable=False, default="now()"),
-        _ts("updated_at", nullable=False, default="now()"),
+        ddl.timestamp("next_fire_at"),
+        ddl.timestamp("created_at", nullable=False, default="now()"),
+        ddl.timestamp("updated_at", nullable=False, default="now()"),
         sa.CheckConstraint("catch_up IN ('none', 'latest')", name=op.f("ck_schedules_catch_up_known")),
         sa.CheckConstraint("overlap IN ('skip')", name=op.f("ck_schedules_overlap_known")),
         sa.CheckConstraint("max_concurrent >= 1", name=op.f("ck_schedules_max_concurrent_positive")),
@@ -65,11 +56,11 @@ def upgrade() -> None:
     op.create_table(
         "schedule_fires",
         sa.Column("schedule_id", sa.BigInteger(), nullable=False),
-        _ts("fire_time", nullable=False),
+        ddl.timestamp("fire_time", nullable=False),
         sa.Column("outcome", sa.String(length=16), nullable=False),
         sa.Column("job_id", sa.BigInteger(), nullable=True),
         sa.Column("reason", sa.Text(), nullable=True),
-        _ts("fired_at", nullable=False, default="clock_timestamp()"),
+        ddl.timestamp("fired_at", nullable=False, default="clock_timestamp()"),
         sa.CheckConstraint("outcome IN ('queued', 'skipped')", name=op.f("ck_schedule_fires_outcome_known")),
         sa.ForeignKeyConstraint(
             ["schedule_id"],
@@ -81,7 +72,7 @@ def upgrade() -> None:
         schema=SCHEMA,
     )
     op.add_column("jobs", sa.Column("schedule_id", sa.BigInteger(), nullable=True), schema=SCHEMA)
-    op.add_column("jobs", _ts("fire_time"), schema=SCHEMA)
+    op.add_column("jobs", ddl.timestamp("fire_time"), schema=SCHEMA)
     op.create_index(
         "ix_jobs_schedule_id",
         "jobs",

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from nbp_executor.migrations import ddl
+from nbp_executor.migrations.ddl import SCHEMA
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0003"
@@ -16,22 +18,12 @@ down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-SCHEMA = "executor"
-
-
-def _ts(name: str, nullable: bool = True, now: bool = False) -> sa.Column:  # type: ignore[type-arg]
-    return sa.Column(
-        name,
-        postgresql.TIMESTAMP(timezone=True),
-        server_default=sa.text("now()") if now else None,
-        nullable=nullable,
-    )
-
 
 def upgrade() -> None:
+    rules, deliveries = "notification_rules", "notification_deliveries"
     op.create_table(
-        "notification_rules",
-        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        rules,
+        ddl.identity(),
         sa.Column("username", sa.String(length=255), nullable=False),
         sa.Column("schedule_id", sa.BigInteger(), nullable=True),
         sa.Column("notebook_id", sa.BigInteger(), nullable=True),
@@ -39,59 +31,38 @@ def upgrade() -> None:
         sa.Column("target", sa.Text(), nullable=False),
         sa.Column("signing_secret", sa.String(length=255), nullable=True),
         sa.Column("triggers", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        _ts("created_at", nullable=False, now=True),
+        ddl.timestamp("created_at", nullable=False, default="now()"),
+        ddl.known(rules, "channel", ("webhook", "email")),
         sa.CheckConstraint(
-            "channel IN ('webhook', 'email')", name=op.f("ck_notification_rules_channel_known")
+            "(schedule_id IS NULL) <> (notebook_id IS NULL)", name=op.f(f"ck_{rules}_one_scope")
         ),
-        sa.CheckConstraint(
-            "(schedule_id IS NULL) <> (notebook_id IS NULL)", name=op.f("ck_notification_rules_one_scope")
-        ),
-        sa.ForeignKeyConstraint(
-            ["schedule_id"],
-            [f"{SCHEMA}.schedules.id"],
-            name=op.f("fk_notification_rules_schedule_id_schedules"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_notification_rules")),
+        ddl.cascade_to(rules, "schedule_id", "schedules"),
+        ddl.primary_key(rules),
         schema=SCHEMA,
     )
-    op.create_index(
-        op.f("ix_notification_rules_schedule_id"), "notification_rules", ["schedule_id"], schema=SCHEMA
-    )
-    op.create_index(
-        op.f("ix_notification_rules_notebook_id"), "notification_rules", ["notebook_id"], schema=SCHEMA
-    )
+    ddl.index_on(rules, "schedule_id")
+    ddl.index_on(rules, "notebook_id")
     op.create_table(
-        "notification_deliveries",
-        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        deliveries,
+        ddl.identity(),
         sa.Column("rule_id", sa.BigInteger(), nullable=False),
         sa.Column("job_id", sa.BigInteger(), nullable=False),
         sa.Column("trigger", sa.String(length=16), nullable=False),
         sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        _ts("created_at", nullable=False, now=True),
+        ddl.timestamp("created_at", nullable=False, default="now()"),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
-        _ts("next_attempt_at", nullable=False, now=True),
-        _ts("delivered_at"),
+        ddl.timestamp("next_attempt_at", nullable=False, default="now()"),
+        ddl.timestamp("delivered_at"),
         sa.Column("last_error", sa.Text(), nullable=True),
-        sa.CheckConstraint(
-            "trigger IN ('failure', 'success', 'recovery')",
-            name=op.f("ck_notification_deliveries_trigger_known"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["rule_id"],
-            [f"{SCHEMA}.notification_rules.id"],
-            name=op.f("fk_notification_deliveries_rule_id_notification_rules"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_notification_deliveries")),
+        ddl.known(deliveries, "trigger", ("failure", "success", "recovery")),
+        ddl.cascade_to(deliveries, "rule_id", rules),
+        ddl.primary_key(deliveries),
         schema=SCHEMA,
     )
-    op.create_index(
-        op.f("ix_notification_deliveries_rule_id"), "notification_deliveries", ["rule_id"], schema=SCHEMA
-    )
+    ddl.index_on(deliveries, "rule_id")
     op.create_index(
         "ix_notification_deliveries_pending",
-        "notification_deliveries",
+        deliveries,
         ["next_attempt_at"],
         schema=SCHEMA,
         postgresql_where=sa.text("delivered_at IS NULL"),

@@ -9,14 +9,13 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from nbp_executor.migrations.ddl import SCHEMA
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-SCHEMA = "executor"
 
 
 def _policy(table: str) -> None:
