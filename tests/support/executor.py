@@ -38,6 +38,11 @@ def write_notebook(
     return path
 
 
+def field_rules(body: dict[str, Any]) -> dict[str, str]:
+    """An error answer's ``{field: rule}``."""
+    return {e["field"]: e["rule"] for e in body["errors"] or []}
+
+
 @dataclass
 class Platform:
     url: str
@@ -49,6 +54,17 @@ class Platform:
         folder = self.workspace / name
         folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+    async def register(self, username: str, path: str, parameters: list[dict[str, Any]]) -> int:
+        """Register ``username``'s notebook at ``path`` with ``parameters``; its id."""
+        response = await self.client.post(
+            "/db/notebooks", json={"name": f"{username}-{path}", "file_path": path, "username": username}
+        )
+        assert response.status_code == 201, response.text
+        notebook_id: int = response.json()["id"]
+        response = await self.client.post(f"/db/parameters/bulk/{notebook_id}", json=parameters)
+        assert response.status_code == 201, response.text
+        return notebook_id
 
     async def wait(self, run_id: int, within: float = 60.0) -> dict[str, Any]:
         """The run once it has ended (polling the API)."""

@@ -29,6 +29,10 @@ from nbp_common.auth.dependencies import CurrentPrincipal, install_auth, require
 from nbp_common.auth.principal import Principal
 from nbp_common.auth.settings import AuthSettings
 from nbp_common.auth.verifier import TokenVerifier
+from nbp_platform import SERVICES
+from sqlalchemy.engine import URL
+
+from tests.support.common import free_port, served_app, settings_for
 
 DEV_USERS = {
     # username: (group, realm role); see keycloak-realm/dev/realm-dev.json
@@ -295,3 +299,28 @@ async def key_provider(admin: httpx.AsyncClient, **config: str) -> AsyncIterator
         yield component_id
     finally:
         await admin.delete(f"/components/{component_id}")
+
+
+@asynccontextmanager
+async def secured_platform(
+    keycloak: LocalKeycloak, database_url: URL, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[str]:
+    """The whole platform verifying Keycloak's tokens (``NBP_AUTH=keycloak``, one worker) on a real
+    loopback port; its base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    for key, value in {
+        "NBP_WORKSPACE": str(workspace),
+        "NBP_REGISTRY_URL": base,
+        "NBP_HISTORY_URL": base,
+        "NBP_EXECUTOR_WORKERS": "1",
+        "NBP_AUTH": "keycloak",
+        "NBP_OIDC_ISSUER": keycloak.issuer,
+        "NBP_OIDC_JWKS_URL": keycloak.jwks_url,
+        "NBP_OIDC_TOKEN_URL": keycloak.token_url,
+        "NBP_SERVICE_CLIENT_ID": keycloak.service_client_id,
+        "NBP_SERVICE_CLIENT_SECRET": keycloak.service_client_secret,
+    }.items():
+        monkeypatch.setenv(key, value)
+    async with served_app(SERVICES, settings_for(database_url), port) as url:
+        yield url

@@ -12,26 +12,11 @@ from typing import Any
 
 import pytest
 
-from tests.support.executor import Platform
+from tests.support.executor import Platform, field_rules
 
 pytestmark = pytest.mark.timeout(120)
 
 Notebook = Callable[..., Path]
-
-
-def fields(body: dict[str, Any]) -> dict[str, str]:
-    return {e["field"]: e["rule"] for e in body["errors"] or []}
-
-
-async def register(platform: Platform, username: str, path: str, parameters: list[dict[str, Any]]) -> int:
-    response = await platform.client.post(
-        "/db/notebooks", json={"name": f"{username}-{path}", "file_path": path, "username": username}
-    )
-    assert response.status_code == 201, response.text
-    notebook_id: int = response.json()["id"]
-    response = await platform.client.post(f"/db/parameters/bulk/{notebook_id}", json=parameters)
-    assert response.status_code == 201, response.text
-    return notebook_id
 
 
 # --- Running ------------------------------------------------------------------------------------
@@ -74,8 +59,7 @@ async def test_registered_notebook_gets_defaults_overlaid_by_the_request(
         "import nbp\nnbp.record('alpha', alpha)\nnbp.record('label', label)\nnbp.record('cfg', cfg)",
         parameters="alpha = 0.0\nlabel = 'none'\ncfg = {}",
     )
-    notebook_id = await register(
-        platform,
+    notebook_id = await platform.register(
         "reg",
         "model.ipynb",
         [
@@ -104,7 +88,7 @@ async def test_registered_notebook_gets_defaults_overlaid_by_the_request(
         "/execute", json={"username": "reg", "notebook_path": "model.ipynb", "parameters": {"alpha": "x"}}
     )
     assert response.status_code == 422
-    assert fields(response.json()) == {"parameters.alpha": "type"}
+    assert field_rules(response.json()) == {"parameters.alpha": "type"}
 
 
 async def test_notebook_without_parameters_cell_still_runs(platform: Platform, notebook: Notebook) -> None:
@@ -434,7 +418,7 @@ async def test_paths_outside_the_users_folder_are_refused(
         response = await platform.client.post("/execute", json={"username": "mallory", "notebook_path": path})
         assert response.status_code == status, (path, response.text)
         if rule:
-            assert fields(response.json()) == {"notebook_path": rule}
+            assert field_rules(response.json()) == {"notebook_path": rule}
     response = await platform.client.post(
         "/run-notebook",
         json={"username": "mallory", "input_path": "link.ipynb", "output_path": "../victim/x.ipynb"},
@@ -446,7 +430,7 @@ async def test_paths_outside_the_users_folder_are_refused(
         json={"username": "mallory", "input_path": "ok.ipynb", "output_path": "../victim/x.ipynb"},
     )
     assert response.status_code == 422
-    assert fields(response.json()) == {"output_path": "inside_user_folder"}
+    assert field_rules(response.json()) == {"output_path": "inside_user_folder"}
     assert await platform.job_count() == before
     assert not (platform.workspace / "victim" / "outputs").exists()
 
@@ -455,8 +439,7 @@ async def test_bad_parameters_are_422_naming_each_parameter_and_rule(
     platform: Platform, notebook: Notebook
 ) -> None:
     notebook(platform.user("params") / "p.ipynb", "x = 1", parameters="n = 1\nname = 'a'\nmode = 'fast'")
-    notebook_id = await register(
-        platform,
+    notebook_id = await platform.register(
         "params",
         "p.ipynb",
         [
@@ -472,7 +455,7 @@ async def test_bad_parameters_are_422_naming_each_parameter_and_rule(
         json={"notebook_id": notebook_id, "parameters": {"n": 11, "mode": "medium", "when": 3, "extra": 1}},
     )
     assert response.status_code == 422, response.text
-    assert fields(response.json()) == {
+    assert field_rules(response.json()) == {
         "parameters.n": "max",
         "parameters.name": "required",
         "parameters.mode": "choices",
@@ -482,7 +465,7 @@ async def test_bad_parameters_are_422_naming_each_parameter_and_rule(
     response = await platform.client.post(
         "/execute-notebook", json={"notebook_id": notebook_id, "parameters": {"n": "3", "name": "x"}}
     )
-    assert fields(response.json()) == {"parameters.n": "type"}
+    assert field_rules(response.json()) == {"parameters.n": "type"}
     assert await platform.job_count() == before
 
 
@@ -505,7 +488,7 @@ async def test_unknown_kernel_is_422(platform: Platform, notebook: Notebook) -> 
         "/execute-notebook", json={"username": "kern", "notebook_path": "k.ipynb", "kernel_name": "cobol-85"}
     )
     assert response.status_code == 422
-    assert fields(response.json()) == {"kernel_name": "kernel"}
+    assert field_rules(response.json()) == {"kernel_name": "kernel"}
     response = await platform.client.post(
         "/execute", json={"username": "kern", "notebook_path": "other.ipynb"}
     )

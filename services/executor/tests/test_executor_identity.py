@@ -8,12 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from nbp_platform import SERVICES
 from sqlalchemy.engine import URL
 
-from tests.support.common import free_port, served_app, settings_for
 from tests.support.executor import write_notebook
-from tests.support.keycloak import LocalKeycloak, bearer, keycloak
+from tests.support.keycloak import LocalKeycloak, bearer, keycloak, secured_platform
 
 __all__ = ["keycloak"]  # the session fixture, imported for pytest
 
@@ -27,22 +25,7 @@ async def secured(
 ) -> AsyncIterator[tuple[str, str]]:
     """The whole platform with NBP_AUTH=keycloak on a real port; yields (base URL, workspace)."""
     workspace = tmp_path_factory.mktemp("secured-workspace")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    for key, value in {
-        "NBP_WORKSPACE": str(workspace),
-        "NBP_REGISTRY_URL": base,
-        "NBP_HISTORY_URL": base,
-        "NBP_EXECUTOR_WORKERS": "1",
-        "NBP_AUTH": "keycloak",
-        "NBP_OIDC_ISSUER": keycloak.issuer,
-        "NBP_OIDC_JWKS_URL": keycloak.jwks_url,
-        "NBP_OIDC_TOKEN_URL": keycloak.token_url,
-        "NBP_SERVICE_CLIENT_ID": keycloak.service_client_id,
-        "NBP_SERVICE_CLIENT_SECRET": keycloak.service_client_secret,
-    }.items():
-        monkeypatch.setenv(key, value)
-    async with served_app(SERVICES, settings_for(database_url), port) as url:
+    async with secured_platform(keycloak, database_url, workspace, monkeypatch) as url:
         yield url, str(workspace)
 
 

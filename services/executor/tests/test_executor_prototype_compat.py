@@ -10,15 +10,11 @@ from typing import Any
 
 import pytest
 
-from tests.support.executor import Platform
+from tests.support.executor import Platform, field_rules
 
 pytestmark = pytest.mark.timeout(180)
 
 Notebook = Callable[..., Path]
-
-
-def rules(body: dict[str, Any]) -> dict[str, str]:
-    return {e["field"]: e["rule"] for e in body["errors"] or []}
 
 
 async def recorded_at_once(platform: Platform, run_id: int) -> dict[str, Any]:
@@ -88,16 +84,16 @@ async def test_the_prototypes_paths_are_refused_naming_field_and_rule(
         "/execute", json={"username": "intruder", "input_path": "/home/owner/n.ipynb"}
     )
     assert other_home.status_code == 403
-    assert rules(other_home.json()) == {"notebook_path": "own_home"}
+    assert field_rules(other_home.json()) == {"notebook_path": "own_home"}
     elsewhere = await platform.client.post("/run-notebook", json={"input_path": "/srv/data/n.ipynb"})
     assert elsewhere.status_code == 422
-    assert rules(elsewhere.json()) == {"input_path": "relative_path"}
+    assert field_rules(elsewhere.json()) == {"input_path": "relative_path"}
     assert "/home/<username>/" in elsewhere.json()["errors"][0]["message"]
     output_elsewhere = await platform.client.post(
         "/run-notebook", json={"input_path": "/home/owner/n.ipynb", "output_path": "/home/victim/x.ipynb"}
     )
     assert output_elsewhere.status_code == 403
-    assert rules(output_elsewhere.json()) == {"output_path": "own_home"}
+    assert field_rules(output_elsewhere.json()) == {"output_path": "own_home"}
     assert await platform.job_count() == before
 
 
@@ -164,4 +160,4 @@ async def test_parameters_are_inferred_from_the_parameters_cell(
         "/list-notebooks/inferer/parameters", params={"path": "/home/x/a.ipynb"}
     )
     assert refused.status_code == 403
-    assert rules(refused.json()) == {"path": "own_home"}
+    assert field_rules(refused.json()) == {"path": "own_home"}

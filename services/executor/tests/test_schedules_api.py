@@ -13,15 +13,11 @@ from typing import Any
 
 import pytest
 
-from tests.support.executor import Platform
+from tests.support.executor import Platform, field_rules
 
 pytestmark = pytest.mark.timeout(300)
 
 Notebook = Callable[..., Path]
-
-
-def rules(body: dict[str, Any]) -> dict[str, str]:
-    return {e["field"]: e["rule"] for e in body["errors"] or []}
 
 
 async def count(platform: Platform) -> int:
@@ -30,23 +26,11 @@ async def count(platform: Platform) -> int:
     return int(response.headers["X-Total-Count"])
 
 
-async def register(platform: Platform, username: str, path: str, parameters: list[dict[str, Any]]) -> int:
-    response = await platform.client.post(
-        "/db/notebooks", json={"name": f"{username}-{path}", "file_path": path, "username": username}
-    )
-    assert response.status_code == 201, response.text
-    notebook_id: int = response.json()["id"]
-    response = await platform.client.post(f"/db/parameters/bulk/{notebook_id}", json=parameters)
-    assert response.status_code == 201, response.text
-    return notebook_id
-
-
 async def test_bad_input_names_field_and_rule_and_stores_nothing(
     platform: Platform, notebook: Notebook
 ) -> None:
     notebook(platform.user("sam") / "report.ipynb", "print(n)", parameters="n = 1")
-    notebook_id = await register(
-        platform,
+    notebook_id = await platform.register(
         "sam",
         "report.ipynb",
         [{"param_name": "n", "param_type": "int", "default_value": 3, "validation_rules": {"min": 1}}],
@@ -71,7 +55,7 @@ async def test_bad_input_names_field_and_rule_and_stores_nothing(
         response = await platform.client.post("/schedules", json=body)
         assert response.status_code == status, (body, response.text)
         if expected:
-            assert rules(response.json()) == expected, (body, response.text)
+            assert field_rules(response.json()) == expected, (body, response.text)
     # A path (not registered) in a folder, and the path rule: ".." never leaves the folder.
     response = await platform.client.post(
         "/schedules", json={"username": "sam", "notebook_path": "../kim/x.ipynb", "cron": "* * * * *"}

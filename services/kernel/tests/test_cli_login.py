@@ -13,27 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nbp_platform import SERVICES
 from sqlalchemy.engine import URL
 
-from tests.support.common import free_port, served_app, settings_for
-from tests.support.keycloak import LocalKeycloak, keycloak
+from tests.support.browser import CHROMIUM_FLAGS, chromium
+from tests.support.keycloak import LocalKeycloak, keycloak, secured_platform
 
 __all__ = ["keycloak"]  # the session fixture, imported for pytest
 
 pytestmark = pytest.mark.timeout(300)
 
 NBP = str(Path(sys.executable).with_name("nbp"))
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
@@ -41,22 +30,7 @@ async def secured(
     keycloak: LocalKeycloak, database_url: URL, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[str]:
     """The whole platform verifying Keycloak's tokens, on a real port."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    for key, value in {
-        "NBP_WORKSPACE": str(tmp_path / "workspace"),
-        "NBP_REGISTRY_URL": base,
-        "NBP_HISTORY_URL": base,
-        "NBP_EXECUTOR_WORKERS": "1",
-        "NBP_AUTH": "keycloak",
-        "NBP_OIDC_ISSUER": keycloak.issuer,
-        "NBP_OIDC_JWKS_URL": keycloak.jwks_url,
-        "NBP_OIDC_TOKEN_URL": keycloak.token_url,
-        "NBP_SERVICE_CLIENT_ID": keycloak.service_client_id,
-        "NBP_SERVICE_CLIENT_SECRET": keycloak.service_client_secret,
-    }.items():
-        monkeypatch.setenv(key, value)
-    async with served_app(SERVICES, settings_for(database_url), port) as url:
+    async with secured_platform(keycloak, database_url, tmp_path / "workspace", monkeypatch) as url:
         yield url
 
 
@@ -84,11 +58,9 @@ async def _in_chromium(link: str, username: str, password: str, *, grant: bool) 
         from playwright.async_api import async_playwright
     except ImportError as exc:  # never a skip: say how to install it
         raise AssertionError("the playwright package is missing: run `make venv`") from exc
-    if not os.access(CHROMIUM, os.X_OK):
-        raise AssertionError(f"{CHROMIUM} is missing: apt-get install -y chromium (make test installs it)")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
+            executable_path=chromium(), headless=True, args=CHROMIUM_FLAGS
         )
         try:
             page = await browser.new_page()
