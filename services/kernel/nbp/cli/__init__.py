@@ -232,7 +232,7 @@ def logout(server: Server = None, as_json: Json = False) -> None:
 def whoami(as_json: Json = False) -> None:
     """Who you are on the server: your username, groups and roles."""
     with _api_errors(), _client() as client:
-        token = client._settings.tokens.token()
+        token = client.token()
         claims = token_claims(token)
         info = {
             "server": client.server,
@@ -666,7 +666,7 @@ def schedules_create(
         except ValueError:
             parameters[name] = raw
     with _api_errors(), _client() as client:
-        token = client._settings.tokens.token()
+        token = client.token()
         # A server without sign-in treats everyone as 'dev' (as `nbp whoami` says).
         owner = user or str(token_claims(token).get("preferred_username") or "dev")
         schedule = client.create_schedule(

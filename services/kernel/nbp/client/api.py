@@ -1,5 +1,7 @@
 """The platform's Python SDK: :class:`Client` (blocking) and :class:`AsyncClient` (asyncio), the same
-methods with the same names; every endpoint is described once in :mod:`nbp.client.calls`.
+methods with the same names; every endpoint is described once in :mod:`nbp.client.calls`, and every
+exchange (retries, backoff, errors, pages, steps of several calls, waiting) once in :class:`_Plans`, as
+generators that yield what to do -- send a request, pause -- which each client carries out its way.
 
     from nbp import Client
     with Client() as nbp:                        # server and token as nbp.client.credentials finds them
@@ -19,7 +21,7 @@ import base64
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
-from typing import Any, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import httpx
 
@@ -40,6 +42,21 @@ from nbp.client.models import (
 
 ProgressCallback = Callable[[Run], None]
 PAGE_SIZE = 100
+T = TypeVar("T")
+
+
+class _Send(NamedTuple):
+    """Send one request; answered with its response, or the transport error it raised."""
+
+    call: Call
+
+
+class _Pause(NamedTuple):
+    seconds: float
+
+
+# What a plan yields, what it is sent back (the response or error; None after a pause), its result.
+Plan = Generator[_Send | _Pause, httpx.Response | httpx.TransportError | None, T]
 
 
 class _BearerAuth(httpx.Auth):
@@ -83,7 +100,9 @@ def _backoff(attempt: int, response: httpx.Response | None, base: float) -> floa
     return float(min(base * 2**attempt, 30.0))
 
 
-class _Settings:
+class _Plans:
+    """What both clients do, written once: each method that talks to the server is a :data:`Plan`."""
+
     def __init__(
         self,
         server: str | None,
@@ -95,13 +114,124 @@ class _Settings:
     ) -> None:
         store = store or CredentialStore()
         self.server = resolve_server(server, store)
-        self.tokens = TokenSource(self.server, token, store)
-        self.timeout = timeout
-        self.retries = retries
-        self.backoff = backoff
+        self._tokens = TokenSource(self.server, token, store)
+        self._auth = _BearerAuth(self._tokens)
+        self._timeout = timeout
+        self._retries = retries
+        self._backoff = backoff
+
+    def token(self) -> str | None:
+        """The current access token (refreshed when it is about to expire); None without sign-in."""
+        return self._tokens.token()
+
+    def username(self) -> str:
+        """Who the token says the caller is (``dev`` on a server without sign-in)."""
+        return token_username(self.token())
+
+    def _answer(self, call: Call) -> Plan[Any]:
+        """The decoded answer to ``call``, or its error raised; a 503 or a lost connection is retried
+        with backoff when ``call.retry`` says sending again is safe."""
+        attempts = self._retries + 1 if call.retry else 1
+        for attempt in range(attempts):
+            outcome = yield _Send(call)
+            response = outcome if isinstance(outcome, httpx.Response) else None
+            if isinstance(outcome, httpx.TransportError) and attempt + 1 >= attempts:
+                raise Unavailable(0, None, f"{self.server} is not reachable: {outcome}") from outcome
+            if response is not None and (response.status_code != 503 or attempt + 1 >= attempts):
+                return _decode(call, response)
+            yield _Pause(_backoff(attempt, response, self._backoff))
+        raise AssertionError("unreachable")  # the loop returns or raises on its last attempt
+
+    def _register(
+        self,
+        file_path: str,
+        name: str,
+        username: str | None,
+        description: str | None,
+        tags: list[str] | None,
+        metadata: dict[str, Any] | None,
+        infer: bool,
+        parameters: list[Mapping[str, Any]] | None,
+    ) -> Plan[Notebook]:
+        owner = username or self.username()
+        if infer and parameters is None:
+            inferred = yield from self._answer(calls.infer_parameters(owner, file_path))
+            parameters = list(inferred["parameters"])
+        created = yield from self._answer(
+            calls.create_notebook(
+                name=name,
+                file_path=file_path,
+                username=owner,
+                description=description,
+                tags=tags,
+                metadata=metadata,
+            )
+        )
+        if parameters:
+            try:
+                yield from self._answer(calls.create_parameters(created["id"], parameters))
+            except NbpError:
+                yield from self._answer(calls.delete_notebook(created["id"]))
+                raise
+        return cast(Notebook, (yield from self._answer(calls.get_notebook(created["id"]))))
+
+    def _submit(
+        self,
+        notebook: int | str,
+        parameters: Mapping[str, Any] | None,
+        username: str | None,
+        idempotency_key: str | None,
+        options: Mapping[str, Any],
+    ) -> Plan[Run]:
+        if isinstance(notebook, int):
+            call = calls.submit(
+                notebook_id=notebook, parameters=parameters, idempotency_key=idempotency_key, **options
+            )
+        else:
+            call = calls.submit(
+                notebook_path=notebook,
+                username=username or self.username(),
+                parameters=parameters,
+                idempotency_key=idempotency_key,
+                **options,
+            )
+        return cast(Run, (yield from self._answer(call)))
+
+    def _wait(
+        self, run_id: int, on_progress: ProgressCallback | None, poll: float, within: float | None
+    ) -> Plan[Run]:
+        deadline = None if within is None else time.monotonic() + within
+        while True:
+            run = cast(Run, (yield from self._answer(calls.get_run(run_id))))
+            if on_progress is not None:
+                on_progress(run)
+            if run["status"] in TERMINAL:
+                return run
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} is still {run['status']} after {within} s")
+            yield _Pause(poll)
+
+    def _run(
+        self,
+        notebook: int | str,
+        parameters: Mapping[str, Any] | None,
+        wait: bool,
+        on_progress: ProgressCallback | None,
+        options: dict[str, Any],
+    ) -> Plan[Run]:
+        username, key = options.pop("username", None), options.pop("idempotency_key", None)
+        run = yield from self._submit(notebook, parameters, username, key, options)
+        return (yield from self._wait(run["id"], on_progress, 0.5, None)) if wait else run
+
+    def _files(self, username: str | None) -> Plan[list[NotebookFile]]:
+        listing = yield from self._answer(calls.list_files(username or self.username()))
+        return cast(list[NotebookFile], listing["notebooks"])
+
+    def _page(self, make: Callable[[int, int], Call], page_size: int, offset: int) -> Plan[list[Any]]:
+        return cast(list[Any], (yield from self._answer(make(page_size, offset))))
 
 
-class Client:
+class Client(_Plans):
     """The platform over HTTP, blocking. ``server``/``token`` default as :mod:`nbp.client.credentials`
     says; ``retries`` is how often a 503 is retried (with backoff from ``backoff`` seconds, doubling)."""
 
@@ -116,14 +246,8 @@ class Client:
         store: CredentialStore | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._settings = _Settings(server, token, timeout, retries, backoff, store)
-        self.server = self._settings.server
-        self._http = httpx.Client(
-            base_url=self.server,
-            timeout=timeout,
-            auth=_BearerAuth(self._settings.tokens),
-            transport=transport,
-        )
+        super().__init__(server, token, timeout, retries, backoff, store)
+        self._http = httpx.Client(base_url=self.server, timeout=timeout, auth=self._auth, transport=transport)
 
     def __enter__(self) -> Client:
         return self
@@ -134,32 +258,36 @@ class Client:
     def close(self) -> None:
         self._http.close()
 
-    def send(self, call: Call) -> Any:
-        """Send one described call; the decoded answer, or the error as an exception."""
-        attempts = self._settings.retries + 1 if call.retry else 1
-        for attempt in range(attempts):
-            response: httpx.Response | None = None
+    def _carry_out(self, plan: Plan[T]) -> T:
+        """Do what ``plan`` asks, blocking, until it returns."""
+        outcome: httpx.Response | httpx.TransportError | None = None
+        while True:
             try:
-                response = self._http.request(
+                step = plan.send(outcome)
+            except StopIteration as done:
+                return cast(T, done.value)
+            outcome = None
+            if isinstance(step, _Pause):
+                time.sleep(step.seconds)
+                continue
+            call = step.call
+            try:
+                outcome = self._http.request(
                     call.method, call.path, params=call.params, json=call.json, headers=dict(call.headers)
                 )
             except httpx.TransportError as exc:
-                if attempt + 1 >= attempts:
-                    raise Unavailable(0, None, f"{self.server} is not reachable: {exc}") from exc
-            else:
-                if response.status_code != 503 or attempt + 1 >= attempts:
-                    return _decode(call, response)
-            time.sleep(_backoff(attempt, response, self._settings.backoff))
-        raise AssertionError("unreachable")  # the loop returns or raises on its last attempt
+                outcome = exc
+
+    def send(self, call: Call) -> Any:
+        """Send one described call; the decoded answer, or the error as an exception."""
+        return self._carry_out(self._answer(call))
 
     def _pages(self, make: Callable[[int, int], Call], page_size: int) -> Iterator[Any]:
         offset = 0
-        while True:
-            page = self.send(make(page_size, offset))
+        while len(page := self._carry_out(self._page(make, page_size, offset))) == page_size:
             yield from page
-            if len(page) < page_size:
-                return
             offset += page_size
+        yield from page
 
     # Notebooks
 
@@ -172,12 +300,8 @@ class Client:
         limit: int = PAGE_SIZE,
         offset: int = 0,
     ) -> list[Notebook]:
-        return cast(
-            list[Notebook],
-            self.send(
-                calls.list_notebooks(username=username, tag=tag, name=name, limit=limit, offset=offset)
-            ),
-        )
+        call = calls.list_notebooks(username=username, tag=tag, name=name, limit=limit, offset=offset)
+        return cast(list[Notebook], self.send(call))
 
     def iter_notebooks(
         self,
@@ -188,12 +312,7 @@ class Client:
         page_size: int = PAGE_SIZE,
     ) -> Iterator[Notebook]:
         """Every matching notebook, page after page."""
-        return self._pages(
-            lambda limit, offset: calls.list_notebooks(
-                username=username, tag=tag, name=name, limit=limit, offset=offset
-            ),
-            page_size,
-        )
+        return self._pages(_notebooks_page(username, tag, name), page_size)
 
     def notebook(self, notebook_id: int) -> Notebook:
         """A notebook with its parameter definitions."""
@@ -214,24 +333,15 @@ class Client:
         """Register a notebook of ``username``'s folder (default: the signed-in user), with ``parameters``
         (or, with ``infer``, those its parameters cell defines). Answers the notebook with its parameters;
         if the parameters are refused, the notebook is not kept either."""
-        owner = username or self.username()
-        if infer and parameters is None:
-            parameters = list(self.infer_parameters(file_path, username=owner)["parameters"])
-        created = cast(
-            Notebook, self.send(_register_call(file_path, name, owner, description, tags, metadata))
+        return self._carry_out(
+            self._register(file_path, name, username, description, tags, metadata, infer, parameters)
         )
-        if parameters:
-            try:
-                self.add_parameters(created["id"], parameters)
-            except NbpError:
-                self.delete_notebook(created["id"])
-                raise
-        return self.notebook(created["id"])
 
     def infer_parameters(self, file_path: str, *, username: str | None = None) -> InferredParameters:
         """What a notebook's parameters cell defines (Papermill's inspection); nothing is stored."""
-        owner = username or self.username()
-        return cast(InferredParameters, self.send(calls.infer_parameters(owner, file_path)))
+        return cast(
+            InferredParameters, self.send(calls.infer_parameters(username or self.username(), file_path))
+        )
 
     def update_notebook(self, notebook_id: int, **changes: Any) -> Notebook:
         return cast(Notebook, self.send(calls.update_notebook(notebook_id, changes)))
@@ -272,8 +382,7 @@ class Client:
         **options: Any,
     ) -> Run:
         """Queue a run of a registered notebook (its id) or of a file of the user's folder (its path)."""
-        owner = username or (self.username() if isinstance(notebook, str) else None)
-        return cast(Run, self.send(_submit_call(notebook, parameters, owner, idempotency_key, options)))
+        return self._carry_out(self._submit(notebook, parameters, username, idempotency_key, options))
 
     def run_status(self, run_id: int) -> Run:
         return cast(Run, self.send(calls.get_run(run_id)))
@@ -283,6 +392,37 @@ class Client:
 
     def cancel(self, run_id: int) -> Run:
         return cast(Run, self.send(calls.cancel_run(run_id)))
+
+    def wait(
+        self,
+        run_id: int,
+        *,
+        on_progress: ProgressCallback | None = None,
+        poll: float = 0.5,
+        within: float | None = None,
+    ) -> Run:
+        """The run once it has ended; ``on_progress`` sees every state polled on the way."""
+        return self._carry_out(self._wait(run_id, on_progress, poll, within))
+
+    def run(
+        self,
+        notebook: int | str,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        wait: bool = True,
+        on_progress: ProgressCallback | None = None,
+        **options: Any,
+    ) -> Run:
+        """Submit, and (``wait``) follow the run until it ends."""
+        return self._carry_out(self._run(notebook, parameters, wait, on_progress, options))
+
+    def output(self, run_id: int, *, html: bool = False) -> str:
+        """The output notebook: ``.ipynb`` JSON text, or rendered to HTML."""
+        return cast(str, self.send(calls.output(run_id, html=html)))
+
+    def files(self, username: str | None = None) -> list[NotebookFile]:
+        """The notebook files of a user's folder."""
+        return self._carry_out(self._files(username))
 
     # Schedules
 
@@ -310,56 +450,13 @@ class Client:
     def schedule_runs(self, schedule_id: int) -> list[Run]:
         return cast(list[Run], self.send(calls.schedule_runs(schedule_id)))
 
-    def wait(
-        self,
-        run_id: int,
-        *,
-        on_progress: ProgressCallback | None = None,
-        poll: float = 0.5,
-        within: float | None = None,
-    ) -> Run:
-        """The run once it has ended; ``on_progress`` sees every state polled on the way."""
-        deadline = None if within is None else time.monotonic() + within
-        while True:
-            run = self.run_status(run_id)
-            if on_progress is not None:
-                on_progress(run)
-            if run["status"] in TERMINAL:
-                return run
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"run {run_id} is still {run['status']} after {within} s")
-            time.sleep(poll)
-
-    def run(
-        self,
-        notebook: int | str,
-        *,
-        parameters: Mapping[str, Any] | None = None,
-        wait: bool = True,
-        on_progress: ProgressCallback | None = None,
-        **options: Any,
-    ) -> Run:
-        """Submit, and (``wait``) follow the run until it ends."""
-        run = self.submit(notebook, parameters=parameters, **options)
-        return self.wait(run["id"], on_progress=on_progress) if wait else run
-
-    def output(self, run_id: int, *, html: bool = False) -> str:
-        """The output notebook: ``.ipynb`` JSON text, or rendered to HTML."""
-        return cast(str, self.send(calls.output(run_id, html=html)))
-
-    def files(self, username: str | None = None) -> list[NotebookFile]:
-        """The notebook files of a user's folder."""
-        return cast(list[NotebookFile], self.send(calls.list_files(username or self.username()))["notebooks"])
-
     # History
 
     def executions(self, *, limit: int = PAGE_SIZE, offset: int = 0, **filters: Any) -> list[Execution]:
         return cast(list[Execution], self.send(calls.list_executions(limit=limit, offset=offset, **filters)))
 
     def iter_executions(self, *, page_size: int = PAGE_SIZE, **filters: Any) -> Iterator[Execution]:
-        return self._pages(
-            lambda limit, offset: calls.list_executions(limit=limit, offset=offset, **filters), page_size
-        )
+        return self._pages(_executions_page(filters), page_size)
 
     def execution(self, execution_id: int) -> Execution:
         return cast(Execution, self.send(calls.get_execution(execution_id)))
@@ -378,12 +475,8 @@ class Client:
     def health(self) -> JsonObject:
         return cast(JsonObject, self.send(calls.health()))
 
-    def username(self) -> str:
-        """Who the token says the caller is (``dev`` on a server without sign-in)."""
-        return token_username(self._settings.tokens.token())
 
-
-class AsyncClient:
+class AsyncClient(_Plans):
     """:class:`Client` for asyncio: the same methods, awaited; iterators are ``async for``."""
 
     def __init__(
@@ -397,13 +490,9 @@ class AsyncClient:
         store: CredentialStore | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._settings = _Settings(server, token, timeout, retries, backoff, store)
-        self.server = self._settings.server
+        super().__init__(server, token, timeout, retries, backoff, store)
         self._http = httpx.AsyncClient(
-            base_url=self.server,
-            timeout=timeout,
-            auth=_BearerAuth(self._settings.tokens),
-            transport=transport,
+            base_url=self.server, timeout=timeout, auth=self._auth, transport=transport
         )
 
     async def __aenter__(self) -> AsyncClient:
@@ -415,32 +504,39 @@ class AsyncClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def send(self, call: Call) -> Any:
-        attempts = self._settings.retries + 1 if call.retry else 1
-        for attempt in range(attempts):
-            response: httpx.Response | None = None
+    async def _carry_out(self, plan: Plan[T]) -> T:
+        """Do what ``plan`` asks, awaiting, until it returns."""
+        outcome: httpx.Response | httpx.TransportError | None = None
+        while True:
             try:
-                response = await self._http.request(
+                step = plan.send(outcome)
+            except StopIteration as done:
+                return cast(T, done.value)
+            outcome = None
+            if isinstance(step, _Pause):
+                await asyncio.sleep(step.seconds)
+                continue
+            call = step.call
+            try:
+                outcome = await self._http.request(
                     call.method, call.path, params=call.params, json=call.json, headers=dict(call.headers)
                 )
             except httpx.TransportError as exc:
-                if attempt + 1 >= attempts:
-                    raise Unavailable(0, None, f"{self.server} is not reachable: {exc}") from exc
-            else:
-                if response.status_code != 503 or attempt + 1 >= attempts:
-                    return _decode(call, response)
-            await asyncio.sleep(_backoff(attempt, response, self._settings.backoff))
-        raise AssertionError("unreachable")
+                outcome = exc
+
+    async def send(self, call: Call) -> Any:
+        return await self._carry_out(self._answer(call))
 
     async def _pages(self, make: Callable[[int, int], Call], page_size: int) -> AsyncIterator[Any]:
         offset = 0
-        while True:
-            page = await self.send(make(page_size, offset))
+        while len(page := await self._carry_out(self._page(make, page_size, offset))) == page_size:
             for item in page:
                 yield item
-            if len(page) < page_size:
-                return
             offset += page_size
+        for item in page:
+            yield item
+
+    # Notebooks
 
     async def notebooks(
         self,
@@ -451,12 +547,8 @@ class AsyncClient:
         limit: int = PAGE_SIZE,
         offset: int = 0,
     ) -> list[Notebook]:
-        return cast(
-            list[Notebook],
-            await self.send(
-                calls.list_notebooks(username=username, tag=tag, name=name, limit=limit, offset=offset)
-            ),
-        )
+        call = calls.list_notebooks(username=username, tag=tag, name=name, limit=limit, offset=offset)
+        return cast(list[Notebook], await self.send(call))
 
     def iter_notebooks(
         self,
@@ -466,12 +558,7 @@ class AsyncClient:
         name: str | None = None,
         page_size: int = PAGE_SIZE,
     ) -> AsyncIterator[Notebook]:
-        return self._pages(
-            lambda limit, offset: calls.list_notebooks(
-                username=username, tag=tag, name=name, limit=limit, offset=offset
-            ),
-            page_size,
-        )
+        return self._pages(_notebooks_page(username, tag, name), page_size)
 
     async def notebook(self, notebook_id: int) -> Notebook:
         return cast(Notebook, await self.send(calls.get_notebook(notebook_id)))
@@ -488,29 +575,23 @@ class AsyncClient:
         infer: bool = False,
         parameters: list[Mapping[str, Any]] | None = None,
     ) -> Notebook:
-        owner = username or self.username()
-        if infer and parameters is None:
-            parameters = list((await self.infer_parameters(file_path, username=owner))["parameters"])
-        created = cast(
-            Notebook, await self.send(_register_call(file_path, name, owner, description, tags, metadata))
+        return await self._carry_out(
+            self._register(file_path, name, username, description, tags, metadata, infer, parameters)
         )
-        if parameters:
-            try:
-                await self.add_parameters(created["id"], parameters)
-            except NbpError:
-                await self.delete_notebook(created["id"])
-                raise
-        return await self.notebook(created["id"])
 
     async def infer_parameters(self, file_path: str, *, username: str | None = None) -> InferredParameters:
-        owner = username or self.username()
-        return cast(InferredParameters, await self.send(calls.infer_parameters(owner, file_path)))
+        return cast(
+            InferredParameters,
+            await self.send(calls.infer_parameters(username or self.username(), file_path)),
+        )
 
     async def update_notebook(self, notebook_id: int, **changes: Any) -> Notebook:
         return cast(Notebook, await self.send(calls.update_notebook(notebook_id, changes)))
 
     async def delete_notebook(self, notebook_id: int) -> None:
         await self.send(calls.delete_notebook(notebook_id))
+
+    # Parameters
 
     async def parameters(self, notebook_id: int) -> list[Parameter]:
         return cast(list[Parameter], await self.send(calls.list_parameters(notebook_id)))
@@ -530,6 +611,8 @@ class AsyncClient:
     async def delete_parameter(self, parameter_id: int) -> None:
         await self.send(calls.delete_parameter(parameter_id))
 
+    # Runs
+
     async def submit(
         self,
         notebook: int | str,
@@ -539,8 +622,7 @@ class AsyncClient:
         idempotency_key: str | None = None,
         **options: Any,
     ) -> Run:
-        owner = username or (self.username() if isinstance(notebook, str) else None)
-        return cast(Run, await self.send(_submit_call(notebook, parameters, owner, idempotency_key, options)))
+        return await self._carry_out(self._submit(notebook, parameters, username, idempotency_key, options))
 
     async def run_status(self, run_id: int) -> Run:
         return cast(Run, await self.send(calls.get_run(run_id)))
@@ -550,6 +632,33 @@ class AsyncClient:
 
     async def cancel(self, run_id: int) -> Run:
         return cast(Run, await self.send(calls.cancel_run(run_id)))
+
+    async def wait(
+        self,
+        run_id: int,
+        *,
+        on_progress: ProgressCallback | None = None,
+        poll: float = 0.5,
+        within: float | None = None,
+    ) -> Run:
+        return await self._carry_out(self._wait(run_id, on_progress, poll, within))
+
+    async def run(
+        self,
+        notebook: int | str,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        wait: bool = True,
+        on_progress: ProgressCallback | None = None,
+        **options: Any,
+    ) -> Run:
+        return await self._carry_out(self._run(notebook, parameters, wait, on_progress, options))
+
+    async def output(self, run_id: int, *, html: bool = False) -> str:
+        return cast(str, await self.send(calls.output(run_id, html=html)))
+
+    async def files(self, username: str | None = None) -> list[NotebookFile]:
+        return await self._carry_out(self._files(username))
 
     # Schedules
 
@@ -574,44 +683,7 @@ class AsyncClient:
     async def schedule_runs(self, schedule_id: int) -> list[Run]:
         return cast(list[Run], await self.send(calls.schedule_runs(schedule_id)))
 
-    async def wait(
-        self,
-        run_id: int,
-        *,
-        on_progress: ProgressCallback | None = None,
-        poll: float = 0.5,
-        within: float | None = None,
-    ) -> Run:
-        loop = asyncio.get_running_loop()
-        deadline = None if within is None else loop.time() + within
-        while True:
-            run = await self.run_status(run_id)
-            if on_progress is not None:
-                on_progress(run)
-            if run["status"] in TERMINAL:
-                return run
-            if deadline is not None and loop.time() > deadline:
-                raise TimeoutError(f"run {run_id} is still {run['status']} after {within} s")
-            await asyncio.sleep(poll)
-
-    async def run(
-        self,
-        notebook: int | str,
-        *,
-        parameters: Mapping[str, Any] | None = None,
-        wait: bool = True,
-        on_progress: ProgressCallback | None = None,
-        **options: Any,
-    ) -> Run:
-        run = await self.submit(notebook, parameters=parameters, **options)
-        return await self.wait(run["id"], on_progress=on_progress) if wait else run
-
-    async def output(self, run_id: int, *, html: bool = False) -> str:
-        return cast(str, await self.send(calls.output(run_id, html=html)))
-
-    async def files(self, username: str | None = None) -> list[NotebookFile]:
-        listing = await self.send(calls.list_files(username or self.username()))
-        return cast(list[NotebookFile], listing["notebooks"])
+    # History
 
     async def executions(self, *, limit: int = PAGE_SIZE, offset: int = 0, **filters: Any) -> list[Execution]:
         return cast(
@@ -619,9 +691,7 @@ class AsyncClient:
         )
 
     def iter_executions(self, *, page_size: int = PAGE_SIZE, **filters: Any) -> AsyncIterator[Execution]:
-        return self._pages(
-            lambda limit, offset: calls.list_executions(limit=limit, offset=offset, **filters), page_size
-        )
+        return self._pages(_executions_page(filters), page_size)
 
     async def execution(self, execution_id: int) -> Execution:
         return cast(Execution, await self.send(calls.get_execution(execution_id)))
@@ -632,52 +702,27 @@ class AsyncClient:
     async def stats(self, **filters: Any) -> JsonObject:
         return cast(JsonObject, await self.send(calls.stats(**filters)))
 
+    # The platform
+
     async def info(self) -> JsonObject:
         return cast(JsonObject, await self.send(calls.root()))
 
     async def health(self) -> JsonObject:
         return cast(JsonObject, await self.send(calls.health()))
 
-    def username(self) -> str:
-        return token_username(self._settings.tokens.token())
+
+def _notebooks_page(username: str | None, tag: str | None, name: str | None) -> Callable[[int, int], Call]:
+    def page(limit: int, offset: int) -> Call:
+        return calls.list_notebooks(username=username, tag=tag, name=name, limit=limit, offset=offset)
+
+    return page
 
 
-def _register_call(
-    file_path: str,
-    name: str,
-    username: str,
-    description: str | None,
-    tags: list[str] | None,
-    metadata: dict[str, Any] | None,
-) -> Call:
-    return calls.create_notebook(
-        name=name,
-        file_path=file_path,
-        username=username,
-        description=description,
-        tags=tags,
-        metadata=metadata,
-    )
+def _executions_page(filters: Mapping[str, Any]) -> Callable[[int, int], Call]:
+    def page(limit: int, offset: int) -> Call:
+        return calls.list_executions(limit=limit, offset=offset, **filters)
 
-
-def _submit_call(
-    notebook: int | str,
-    parameters: Mapping[str, Any] | None,
-    username: str | None,
-    idempotency_key: str | None,
-    options: Mapping[str, Any],
-) -> Call:
-    if isinstance(notebook, int):
-        return calls.submit(
-            notebook_id=notebook, parameters=parameters, idempotency_key=idempotency_key, **options
-        )
-    return calls.submit(
-        notebook_path=notebook,
-        username=username,
-        parameters=parameters,
-        idempotency_key=idempotency_key,
-        **options,
-    )
+    return page
 
 
 def token_claims(token: str | None) -> JsonObject:
