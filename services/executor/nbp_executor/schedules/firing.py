@@ -280,5 +280,7 @@ class Scheduler:
         ahead = (soonest - utcnow()).total_seconds()
         if ahead > scheduler.lead_seconds:
             return min(scheduler.poll_seconds, ahead - scheduler.lead_seconds)
-        await fire_at(self.sessionmaker, self.settings, scheduler, soonest)
-        return 0.0
+        if await fire_at(self.sessionmaker, self.settings, scheduler, soonest):
+            return 0.0
+        # Another replica holds them until its commit at the fire time: look again a moment later.
+        return min(scheduler.poll_seconds, 0.1)
