@@ -6,10 +6,10 @@ Inside: new user, mount, PID, IPC and UTS namespaces; the owner's folder bound r
 (the interpreter's prefix, the virtual environment, a few named packages) read-only; a private ``/tmp``;
 its own ``/proc`` and ``/dev``; a generated ``/etc/passwd``; no other file of the host (no workspace
 root, no other user, no checkout, no ``/etc/shadow``). The environment is built from an allow-list
-(never ``NBP_*`` nor anything named like a secret). Limits: memory (``RLIMIT_AS``), CPU time
-(``RLIMIT_CPU``) and processes -- ``RLIMIT_NPROC``, which Linux counts per user namespace, i.e. per
-sandbox; for a root executor (whose processes ``RLIMIT_NPROC`` does not bind) a ``pids`` cgroup per
-sandbox instead, and no sandbox at all when neither can hold.
+(no ``NBP_*`` but the API's address ``NBP_URL``, nothing named like a secret). Limits: memory
+(``RLIMIT_AS``), CPU time (``RLIMIT_CPU``) and processes -- ``RLIMIT_NPROC``, which Linux counts per user
+namespace, i.e. per sandbox; for a root executor (whose processes ``RLIMIT_NPROC`` does not bind) a
+``pids`` cgroup per sandbox instead, and no sandbox at all when neither can hold.
 
 Use: ``prepared = prepare(Sandbox(...), argv)``, then start ``prepared.argv`` with
 ``pass_fds=prepared.pass_fds`` and ``preexec_fn=prepared.preexec_fn`` (``spawn`` does both for asyncio),
@@ -55,6 +55,8 @@ ALLOWED_ENV = frozenset(
     }
 )
 ALLOWED_ENV_PREFIXES = ("JPY_", "JUPYTER_", "JUPYTERHUB_")
+# The platform's own variables that are addresses, not secrets: the API the ``nbp`` client calls.
+PUBLIC_NBP_ENV = frozenset({"NBP_URL"})
 # Never passed, whatever the allow-list says.
 _SECRET_NAME = re.compile(r"^NBP_|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_KEY|_TOKEN$|^AWS_|^KUBERNETES_")
 # /etc files a program may need that hold nothing of the host's (no shadow, no keys).
@@ -184,6 +186,8 @@ def sandbox_env(sandbox: Sandbox) -> dict[str, str]:
 
 
 def env_allowed(name: str) -> bool:
+    if name in PUBLIC_NBP_ENV:
+        return True
     if _SECRET_NAME.search(name.upper()) and not name.startswith("JUPYTERHUB_"):
         return False
     return name in ALLOWED_ENV or name.startswith(ALLOWED_ENV_PREFIXES)

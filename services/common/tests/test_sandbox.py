@@ -137,9 +137,14 @@ def test_the_environment_is_an_allow_list() -> None:
     assert not env_allowed("PATH")  # set by the sandbox itself, never passed through
     assert env_allowed("JPY_PARENT_PID")
     assert env_allowed("LANG")
-    env = sandbox_env(Sandbox("alice", Path("/nonexistent"), env={"HOME": "/root", "NBP_X": "1"}))
+    # The API's address is the one platform variable let in: the nbp client inside finds the API by it.
+    assert env_allowed("NBP_URL")
+    env = sandbox_env(
+        Sandbox("alice", Path("/nonexistent"), env={"HOME": "/root", "NBP_X": "1", "NBP_URL": "http://api"})
+    )
     assert env["HOME"] == "/home/alice"
     assert "NBP_X" not in env
+    assert env["NBP_URL"] == "http://api"
 
 
 def test_a_fork_bomb_stops_at_the_process_limit(workspace: Path) -> None:

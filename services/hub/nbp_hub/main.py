@@ -56,7 +56,8 @@ def hub_config(settings: HubSettings) -> Config:
     c.JupyterHub.spawner_class = SandboxSpawner
     c.SandboxSpawner.workspace = str(settings.workspace.resolve())
     c.Spawner.default_url = "/lab"
-    c.Spawner.environment = {"NBP_API_URL": settings.api_url}
+    # Where the nbp client inside each server finds the API (the one NBP_* variable the sandbox passes).
+    c.Spawner.environment = {"NBP_URL": settings.api_url}
     c.Spawner.start_timeout = 120
     c.Spawner.http_timeout = 120
     return c

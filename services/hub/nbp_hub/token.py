@@ -1,71 +1,38 @@
 """The signed-in user's Keycloak access token, inside their JupyterHub server, without pasting one.
 
-    from nbp_hub.token import access_token
-    requests.get(f"{api_url()}/db/notebooks", headers={"Authorization": f"Bearer {access_token()}"})
+The ``nbp`` client finds it by itself (:func:`nbp.client.credentials.hub_token`, asked again before each
+request), and finds the API by ``NBP_URL``, which the hub sets in every server::
 
-    $ nbp-token            # prints it (for curl: -H "Authorization: Bearer $(nbp-token)")
+    import nbp
+    with nbp.Client() as client:
+        client.notebooks()
 
-JupyterHub gives every single-user server ``JUPYTERHUB_API_URL``, ``JUPYTERHUB_USER`` and a token of its
-own (``JUPYTERHUB_API_TOKEN``) that may read its owner's auth state (role ``server``, see
-:mod:`nbp_hub.keycloak_login`). Asking the hub for the owner's model (``GET /hub/api/users/<name>``; the
-``/user`` endpoint never includes auth state) returns the owner's current
-access token; the hub refreshes it first when it is about to expire, so every call here gets a token with
-at least a minute left. Ask again for each batch of calls rather than keeping one.
-
-The platform's API is at ``NBP_API_URL`` in the server's environment when the sandbox passes it, else at
-the address this helper is told (``api_url(default)``).
+For other tools, ``nbp-token`` prints the current token (``curl -H "Authorization: Bearer $(nbp-token)"
+$NBP_URL/db/notebooks``) and :func:`access_token` returns it. The hub refreshes the token before it
+expires (:mod:`nbp_hub.keycloak_login`), so each call gets one with at least 90 s left: ask again rather
+than keep one.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
-from typing import Any
+
+from nbp.client.credentials import hub_token
 
 
 class TokenUnavailable(RuntimeError):
     """Not inside a JupyterHub server, or the hub has no token for its user (sign in again)."""
 
 
-def hub_user() -> dict[str, Any]:
-    """The hub's model of this server's owner, auth state included."""
-    api = os.environ.get("JUPYTERHUB_API_URL")
-    token = os.environ.get("JUPYTERHUB_API_TOKEN")
-    user = os.environ.get("JUPYTERHUB_USER")
-    if not api or not token or not user:
-        raise TokenUnavailable(
-            "not inside a JupyterHub single-user server "
-            "(JUPYTERHUB_API_URL / JUPYTERHUB_API_TOKEN / JUPYTERHUB_USER unset)"
-        )
-    request = urllib.request.Request(
-        f"{api}/users/{urllib.parse.quote(user)}", headers={"Authorization": f"token {token}"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            model: dict[str, Any] = json.load(response)
-    except urllib.error.HTTPError as error:
-        raise TokenUnavailable(f"the hub refused ({error.code}): sign in to JupyterHub again") from None
-    except urllib.error.URLError as error:
-        raise TokenUnavailable(f"the hub at {api} did not answer: {error.reason}") from None
-    return model
-
-
 def access_token() -> str:
-    """The owner's current Keycloak access token (audience ``nbp-api``)."""
-    state = hub_user().get("auth_state") or {}
-    token = state.get("access_token")
-    if not isinstance(token, str) or not token:
-        raise TokenUnavailable("the hub holds no access token for this user: sign in to JupyterHub again")
+    """The server owner's current Keycloak access token (audience ``nbp-api``)."""
+    if not os.environ.get("JUPYTERHUB_API_TOKEN"):
+        raise TokenUnavailable("not inside a JupyterHub single-user server (JUPYTERHUB_API_TOKEN is unset)")
+    token = hub_token()
+    if token is None:
+        raise TokenUnavailable("the hub gave no access token for this user: sign in to JupyterHub again")
     return token
-
-
-def api_url(default: str = "http://127.0.0.1:8002") -> str:
-    """Where the platform's API is, as this server's environment says."""
-    return os.environ.get("NBP_API_URL", default).rstrip("/")
 
 
 def main() -> None:
