@@ -22,7 +22,8 @@ and given to Keycloak in its environment. When the merged realm or those values 
 drops the local database so that the realm is imported again: the realm on disk is the source of truth.
 
 Only the standard library: this runs before any virtualenv exists.
-Environment: NBP_KEYCLOAK_PORT (8180), NBP_KEYCLOAK_VERSION, NBP_KEYCLOAK_START_TIMEOUT (seconds, 300),
+Environment: NBP_KEYCLOAK_PORT (8180), NBP_STATE_DIR (.nbp), NBP_KEYCLOAK_VERSION,
+NBP_KEYCLOAK_START_TIMEOUT (seconds, 300),
 NBP_KEYCLOAK_DEV_REALM (1; 0 imports realm.json without the development file), NBP_DOMAIN,
 NBP_PUBLIC_SCHEME, KC_BOOTSTRAP_ADMIN_USERNAME / KC_BOOTSTRAP_ADMIN_PASSWORD, NBP_DEV_USER_PASSWORD.
 """
@@ -71,7 +72,9 @@ START_TIMEOUT = float(os.environ.get("NBP_KEYCLOAK_START_TIMEOUT", "300"))
 WITH_DEV_REALM = os.environ.get("NBP_KEYCLOAK_DEV_REALM", "1") != "0"
 
 CACHE = REPO / ".cache" / "keycloak"
-RUN = REPO / ".nbp" / "keycloak"
+# The checkout's state folder (.nbp/, moved by NBP_STATE_DIR as `make dev` moves it): this Keycloak's
+# server, database, secrets and pid live in its keycloak/ (resolved: the pid check compares real paths).
+RUN = (Path(os.environ.get("NBP_STATE_DIR") or REPO / ".nbp") / "keycloak").resolve()
 HOME = RUN / f"keycloak-{VERSION}"
 PID_FILE = RUN / "keycloak.pid"
 LOG_FILE = RUN / "keycloak.log"
@@ -251,8 +254,7 @@ def fetch() -> Path:
                 done = subprocess.run(
                     [
                         "mvn",
-                        "-B",
-                        "-q",
+                        "-B",  # one line per download: the first start's progress
                         f"{MAVEN_DEPENDENCY_PLUGIN}:copy",
                         f"-Dartifact=org.keycloak:keycloak-quarkus-dist:{VERSION}:tar.gz",
                         f"-DoutputDirectory={staging}",
@@ -284,6 +286,7 @@ def unpack(tarball: Path) -> None:
     if (HOME / "bin" / "kc.sh").exists():
         return
     RUN.mkdir(parents=True, exist_ok=True)
+    say(f"unpacking {tarball.name} into {RUN}")
     staging = Path(tempfile.mkdtemp(dir=RUN))
     try:
         with tarfile.open(tarball) as archive:
@@ -429,10 +432,15 @@ def log_tail(lines: int = 40) -> str:
 
 
 def wait(timeout: float = START_TIMEOUT, process: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout
+    began = time.monotonic()
+    deadline = began + timeout
+    noted = began
     while time.monotonic() < deadline:
         if answers():
             return
+        if time.monotonic() - noted >= 30:
+            noted = time.monotonic()
+            say(f"still starting ({noted - began:.0f} s; a first start imports the realm); log: {LOG_FILE}")
         # The process we just started (its command line is not Keycloak's until it has exec'd java),
         # or the one the pid file names.
         exited = (

@@ -10,7 +10,8 @@ process, which stops them in order) with the kernel's parent-death signal set (S
 killed outright); this process is a child subreaper, so whatever a child leaves behind (a daemonised
 PostgreSQL, Keycloak's java, a single-user server) is re-parented here and ended by a final sweep. Its
 pid and its children's are kept in ``.nbp/platform/``; a run that died without stopping is cleaned up
-by the next one. Keycloak is stopped only when this run started it.
+by the next one. Keycloak is stopped only when this run started it -- or an earlier run that was killed
+before it could stop it (Keycloak outlives a SIGKILL: it runs in a session of its own).
 """
 
 from __future__ import annotations
@@ -247,16 +248,23 @@ class Supervisor:
         )
 
     def _start_keycloak(self) -> None:
-        if self.keycloak.answers():
-            say(f"using the Keycloak already running at {self.keycloak.ISSUER}")
+        # Only this state folder's Keycloak is reused (its secrets are the ones the parts are given);
+        # another process on the port makes `keycloak.py start` fail, saying so.
+        if self.keycloak.read_state() is not None and self.keycloak.answers():
+            if self.keycloak_started:
+                say(f"reusing the Keycloak an earlier run started and left at {self.keycloak.ISSUER}")
+            else:
+                say(f"using the Keycloak already running at {self.keycloak.ISSUER}")
+            self._record_children()
             return
         say("starting Keycloak (a first start fetches and unpacks the server: a few minutes)")
         self.keycloak_started = True
+        self._record_children()  # before it starts: a run killed meanwhile leaves it to the next one
         command = [sys.executable, str(self.repo / "scripts" / "keycloak.py"), "start"]
         starter = subprocess.Popen(command, cwd=self.repo, preexec_fn=_child_setup)  # its output: ours
         if starter.wait() != 0:
             raise RuntimeError(
-                "Keycloak did not start (see above; `make keycloak-logs`-style: scripts/keycloak.py logs)"
+                "Keycloak did not start (see above; its log: python3 scripts/keycloak.py logs)"
             )
 
     def _start(self, child: Child, timeout: float = 300) -> None:
@@ -377,9 +385,8 @@ class Supervisor:
                     records.append(
                         {"pid": child.process.pid, "started": psutil.Process(child.process.pid).create_time()}
                     )
-        (self.run_dir / "children.json").write_text(
-            json.dumps({"supervisor": os.getpid(), "children": records})
-        )
+        record = {"supervisor": os.getpid(), "children": records, "keycloak_started": self.keycloak_started}
+        (self.run_dir / "children.json").write_text(json.dumps(record))
 
     def _reap_previous_run(self) -> None:
         """A run that died without stopping (SIGKILL) may have left its children's groups running."""
@@ -401,6 +408,8 @@ class Supervisor:
                     if abs(proc.create_time() - entry["started"]) < 1:
                         say(f"ending {_describe(proc)} left by an earlier run")
                         _end_group(proc.pid, grace=20)
+            # A Keycloak the earlier run started is this run's to stop (it is reused if it still runs).
+            self.keycloak_started = bool(previous.get("keycloak_started"))
         record.unlink(missing_ok=True)
 
 
