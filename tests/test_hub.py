@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -26,6 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
+from nbp_hub.keycloak_login import REFRESH_CHECK_SECONDS, REFRESH_MARGIN_SECONDS
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from websockets.sync.client import connect
 
@@ -63,6 +65,8 @@ class RunningPlatform:
 @pytest.fixture(scope="module")
 def platform(keycloak: LocalKeycloak) -> Iterator[RunningPlatform]:
     state = Path(tempfile.mkdtemp(prefix="nbp-hub-test-"))
+    # The session's Keycloak (its folder of the checkout's state): the platform reuses it.
+    (state / "keycloak").symlink_to(repo_root() / ".nbp" / "keycloak")
     ports = {name: free_port() for name in ("API", "HUB", "HUB_API", "HUB_PROXY_API", "SUPERSET")}
     env = {k: v for k, v in os.environ.items() if not k.startswith("NBP_") or k == "NBP_KEYCLOAK_PORT"}
     env.update({f"NBP_{name}_PORT": str(port) for name, port in ports.items()})
@@ -239,6 +243,29 @@ def notebook_with_parameters() -> dict[str, Any]:
     }
 
 
+# Run in alice's kernel: the notebook registers itself and runs itself as her, with the nbp client.
+SELF_SERVICE = """
+import json, os
+import nbp
+from nbp_hub.token import access_token
+with nbp.Client() as client:
+    notebook = client.register(
+        "report.ipynb",
+        name="report",
+        parameters=[{"param_name": "n", "param_type": "int", "default_value": 5}],
+    )
+    run = client.run(notebook["id"], parameters={"n": 21})
+    print(json.dumps({
+        "cwd": os.getcwd(),
+        "server": client.server,
+        "user": client.username(),
+        "notebook": notebook["id"],
+        "run": client.run_status(run["id"]),
+        "token": access_token(),
+    }))
+"""
+
+
 @pytest.mark.timeout(1200)
 def test_alice_signs_in_writes_a_notebook_and_runs_it_as_herself(
     platform: RunningPlatform, browser: Browser
@@ -255,45 +282,45 @@ def test_alice_signs_in_writes_a_notebook_and_runs_it_as_herself(
         assert saved.status in (200, 201), saved.text()
         assert (platform.workspace / "alice" / "report.ipynb").is_file(), "her home is <workspace>/alice"
 
-        # Inside her server, her current access token comes from the hub: nobody pastes one.
+        # Inside her server the nbp client finds the API (NBP_URL, here not the default port) and her
+        # current access token (from the hub: nobody pastes one); her notebook registers and runs itself.
         kernel = Kernel(platform, "alice", hub_token(context, platform, "alice"))
         try:
-            inside = kernel.run(
-                "import os\nfrom nbp_hub.token import access_token\nprint(os.getcwd()); print(access_token())"
-            )
+            inside = json.loads(kernel.run(SELF_SERVICE, timeout=600))
         finally:
             kernel.close()
-        cwd, token = inside.split()
-        assert cwd == "/home/alice"
-        assert claims(token)["preferred_username"] == "alice"
+        assert inside["cwd"] == "/home/alice"
+        assert inside["server"] == platform.api
+        assert inside["user"] == "alice"
+        assert claims(inside["token"])["preferred_username"] == "alice"
+        run = inside["run"]
+        assert run["status"] == "completed", run
+        assert run["username"] == "alice"
+        assert run["results"][0]["value_numeric"] == 42.0
+        output_path = run["output_path"]
 
-        # Through the API, as alice, with that token: listed, registered with its parameter, run.
+        # The token from inside her server works on the API from anywhere, as alice.
         with httpx.Client(
-            base_url=platform.api, headers={"Authorization": f"Bearer {token}"}, timeout=300
+            base_url=platform.api, headers={"Authorization": f"Bearer {inside['token']}"}, timeout=300
         ) as api:
             listed = api.get("/list-notebooks/alice")
             assert listed.status_code == 200, listed.text
             assert "report.ipynb" in [n["relative_path"] for n in listed.json()["notebooks"]]
-            notebook = api.post(
-                "/db/notebooks", json={"name": "report", "file_path": "report.ipynb", "username": "alice"}
-            )
-            assert notebook.status_code == 201, notebook.text
-            bulk = api.post(
-                f"/db/parameters/bulk/{notebook.json()['id']}",
-                json=[{"param_name": "n", "param_type": "int", "default_value": 5}],
-            )
-            assert bulk.status_code in (200, 201), bulk.text
-            run = api.post("/execute", json={"notebook_id": notebook.json()["id"], "params": {"n": 21}})
-            assert run.status_code in (200, 201), run.text
-            assert run.json()["status"] == "completed", run.json()
-            assert run.json()["results"][0]["value_numeric"] == 42.0
-            output_path = run.json()["output_path"]
+            registered = api.get("/db/notebooks/user/alice")
+            assert registered.status_code == 200, registered.text
+            assert [n["id"] for n in registered.json()] == [inside["notebook"]]
+            params = api.get(f"/db/parameters/notebook/{inside['notebook']}").json()
+            assert [(p["param_name"], p["default_value"]) for p in params] == [("n", 5)]
         assert (platform.workspace / "alice" / output_path).is_file(), "the output lands in her folder"
 
-        # JupyterLab shows it.
-        page.goto(f"{platform.hub}/user/alice/lab/tree/{Path(output_path).parent}")
+        # JupyterLab shows it: listed in her folder, and open, with the run's output (2 * 21).
+        page.goto(f"{platform.hub}/user/alice/lab/tree/{output_path}")
         page.wait_for_selector(".jp-DirListing", state="visible")
         page.get_by_text(Path(output_path).name).first.wait_for(state="visible")
+        page.locator(".jp-OutputArea-output").filter(has_text="42").first.wait_for(state="visible")
+        news = page.get_by_role("button", name="No")  # JupyterLab asks once whether to fetch its news
+        if news.count():
+            news.first.click()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "jupyterlab-alice.png"))
 
@@ -302,6 +329,82 @@ def test_alice_signs_in_writes_a_notebook_and_runs_it_as_herself(
         page.wait_for_url(f"{platform.keycloak.issuer}/protocol/openid-connect/logout**")
     finally:
         context.close()
+
+
+@contextlib.contextmanager
+def hub_tokens_lasting(keycloak: LocalKeycloak, seconds: int) -> Iterator[None]:
+    """Keycloak issues the hub's client (``jupyterhub``) access tokens of ``seconds`` while it lasts (the
+    realm's own lifetime again afterwards): the client attribute ``access.token.lifespan``."""
+    admin_form = {"grant_type": "password", "client_id": "admin-cli", "username": keycloak.admin_username}
+    admin = httpx.post(
+        f"{keycloak.url}/realms/master/protocol/openid-connect/token",
+        data={**admin_form, "password": keycloak.admin_password},
+        timeout=60,
+    )
+    admin.raise_for_status()
+    headers = {"Authorization": f"Bearer {admin.json()['access_token']}"}
+    with httpx.Client(
+        base_url=f"{keycloak.url}/admin/realms/{keycloak.realm}", headers=headers, timeout=60
+    ) as api:
+        client = api.get("/clients", params={"clientId": "jupyterhub"}).json()[0]
+        before = dict(client.get("attributes") or {})
+        changed = api.put(
+            f"/clients/{client['id']}",
+            json={**client, "attributes": {**before, "access.token.lifespan": str(seconds)}},
+        )
+        assert changed.status_code == 204, changed.text
+        try:
+            yield
+        finally:
+            restored = dict(before)
+            restored.setdefault("access.token.lifespan", "")
+            api.put(f"/clients/{client['id']}", json={**client, "attributes": restored}).raise_for_status()
+
+
+# Run in alice's kernel, twice on one client: the token the client sends now (the hub's), who it is, and
+# whether the client's requests pass the API.
+CURRENT_TOKEN = """
+import json
+from nbp.client.credentials import hub_token
+print(json.dumps({"token": hub_token(), "user": client.username(), "notebooks": len(client.notebooks())}))
+"""
+
+
+@pytest.mark.timeout(900)
+def test_the_token_inside_a_server_is_refreshed_before_it_expires(
+    platform: RunningPlatform, browser: Browser
+) -> None:
+    # Tokens barely longer than the refresh margin: at the hub's next check of alice's sign-in the one
+    # she has is "near expiry" and the hub must exchange it for a new one, before it expires.
+    lifespan = REFRESH_MARGIN_SECONDS + 20
+    with hub_tokens_lasting(platform.keycloak, lifespan):
+        context, _ = open_lab(browser, platform, "alice")
+        try:
+            kernel = Kernel(platform, "alice", hub_token(context, platform, "alice"))
+            try:
+                kernel.run("import nbp\nclient = nbp.Client()")  # one long-lived client, as a notebook keeps
+                first = json.loads(kernel.run(CURRENT_TOKEN))
+                # The hub re-checks a user's sign-in at most every REFRESH_CHECK_SECONDS (since her sign-in,
+                # or since the check the call above may have caused on a slow machine).
+                time.sleep(REFRESH_CHECK_SECONDS + 5)
+                second = json.loads(kernel.run(CURRENT_TOKEN))
+                kernel.run("client.close()")
+            finally:
+                kernel.close()
+        finally:
+            context.close()
+    issued, renewed = claims(first["token"]), claims(second["token"])
+    assert issued["exp"] - issued["iat"] == lifespan, "the short lifetime applied to her sign-in"
+    assert second["token"] != first["token"], "near its expiry the hub handed out a new token"
+    assert renewed["exp"] > issued["exp"]
+    assert renewed["exp"] - time.time() > REFRESH_MARGIN_SECONDS - REFRESH_CHECK_SECONDS
+    assert renewed["preferred_username"] == "alice"
+    # The same client object kept working with each token, as alice.
+    assert first["user"] == second["user"] == "alice"
+    assert first["notebooks"] == second["notebooks"]
+    with httpx.Client(base_url=platform.api, timeout=60) as api:
+        mine = api.get("/db/notebooks/user/alice", headers={"Authorization": f"Bearer {second['token']}"})
+        assert mine.status_code == 200, mine.text
 
 
 # Run in bob's own kernel: what of the machine can he see? (PATHS is prepended.)
@@ -337,6 +440,20 @@ print(json.dumps({
     "token_user": json.loads(base64.urlsafe_b64decode(payload + "==="))["preferred_username"],
 }))
 """
+
+
+def leaked_names(variables: list[str]) -> list[str]:
+    """The names among ``NAME=value`` lines a user's code must never see: secrets, the proxy's token, and
+    every platform setting but the API's address."""
+    names = [line.partition("=")[0] for line in variables if "=" in line]
+    return [
+        name
+        for name in names
+        if "SECRET" in name
+        or "PASSWORD" in name
+        or name.startswith("CONFIGPROXY")
+        or (name.startswith("NBP_") and name != "NBP_URL")
+    ]
 
 
 @pytest.mark.timeout(1200)
@@ -376,9 +493,7 @@ def test_bob_reaches_nothing_of_alices(platform: RunningPlatform, browser: Brows
         # Only the sandbox's own processes, and no secret in any environment he can read.
         assert len(seen["pids"]) < 20, seen["pids"]
         for data in seen["environ"].values():
-            assert "SECRET" not in data
-            assert "NBP_" not in data
-            assert "CONFIGPROXY_AUTH_TOKEN" not in data
+            assert leaked_names(data.split("\0")) == [], "no secret and no platform setting but NBP_URL"
 
         # Through the API with his own token: alice's files and records are not his.
         bob = {"Authorization": f"Bearer {password_grant(platform.keycloak, 'bob')}"}
@@ -387,6 +502,88 @@ def test_bob_reaches_nothing_of_alices(platform: RunningPlatform, browser: Brows
             assert api.get("/db/notebooks/user/alice").status_code == 403
     finally:
         context.close()
+
+
+class Terminal:
+    """A terminal in a user's own server (Jupyter's terminals API: a shell on a pseudo-terminal)."""
+
+    def __init__(self, platform: RunningPlatform, username: str, token: str) -> None:
+        self.base = f"{platform.hub}/user/{username}"
+        self.headers = {"Authorization": f"token {token}"}
+        started = httpx.post(f"{self.base}/api/terminals", headers=self.headers, timeout=120)
+        assert started.status_code == 200, started.text
+        self.name = started.json()["name"]
+        ws_url = self.base.replace("http://", "ws://") + f"/terminals/websocket/{self.name}"
+        self.closing = contextlib.ExitStack()
+        self.socket = self.closing.enter_context(
+            connect(ws_url, additional_headers=self.headers, open_timeout=120, max_size=None)
+        )
+
+    def run(self, script: str, timeout: float = 300) -> list[str]:
+        """Type ``script`` into the shell; the lines it printed between BEGIN and END. (The markers are
+        typed as BEG''IN and EN''D, so that the terminal's echo of the input never matches them.)"""
+        typed = f"echo BEG''IN\n{script}\necho EN''D\n"
+        self.socket.send(json.dumps(["stdin", typed]))
+        screen = ""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            kind, *content = json.loads(self.socket.recv(timeout=timeout))
+            if kind == "stdout":
+                screen += content[0]
+            lines = [line.strip() for line in screen.replace("\r", "").split("\n")]
+            if "END" in lines and "BEGIN" in lines:
+                return lines[lines.index("BEGIN") + 1 : lines.index("END")]
+        raise AssertionError(f"the terminal did not finish within {timeout} s:\n{screen[-3000:]}")
+
+    def close(self) -> None:
+        self.closing.close()
+        httpx.delete(f"{self.base}/api/terminals/{self.name}", headers=self.headers, timeout=60)
+
+
+# Typed into bob's terminal: the same questions as PROBE, in a shell (WORKSPACE, STATE, PREFIX replaced).
+TERMINAL_PROBE = """
+echo "home: $(ls -A /home | tr '\\n' ' ')"
+cat /home/alice/private.txt 2>/dev/null || echo "alice: unreadable"
+ls WORKSPACE >/dev/null 2>&1 && echo "workspace: visible" || echo "workspace: absent"
+for p in STATE; do test -e "$p" && echo "state: $p"; done
+find / \\( -path /proc -o -path /sys -o -path /usr -o -path /dev -o -path PREFIX \\) -prune \\
+  -o \\( -name auth_state_key -o -name cookie_secret -o -name secrets.env \\) -print 2>/dev/null \\
+  | sed 's/^/found: /'
+echo "pids: $(ls /proc | grep -c '^[0-9]')"
+cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | sed 's/=.*//' | sort -u | sed 's/^/variable: /'
+"""
+
+
+@pytest.mark.timeout(900)
+def test_bob_reaches_nothing_of_alices_from_a_terminal(platform: RunningPlatform, browser: Browser) -> None:
+    """A terminal is not a kernel: a shell of its own, on a pseudo-terminal. It is confined the same."""
+    alice_folder = platform.workspace / "alice"
+    alice_folder.mkdir(parents=True, exist_ok=True)
+    (alice_folder / "private.txt").write_text("alice's")
+    context, _ = open_lab(browser, platform, "bob")
+    try:
+        terminal = Terminal(platform, "bob", hub_token(context, platform, "bob"))
+        try:
+            state = [str(platform.state), str(platform.state / "hub"), str(repo_root() / ".nbp")]
+            script = (
+                TERMINAL_PROBE.replace("WORKSPACE", str(platform.workspace))
+                .replace("STATE", " ".join(state))
+                .replace("PREFIX", sys.prefix)
+            )
+            lines = terminal.run(script)
+        finally:
+            terminal.close()
+    finally:
+        context.close()
+    said = dict(line.split(": ", 1) for line in lines if ": " in line and not line.startswith("variable"))
+    assert said["home"].split() == ["bob"], lines
+    assert said["alice"] == "unreadable", lines
+    assert said["workspace"] == "absent", lines
+    assert not [line for line in lines if line.startswith(("state:", "found:"))], lines
+    assert int(said["pids"]) < 20, lines
+    variables = [line.removeprefix("variable: ") + "=" for line in lines if line.startswith("variable: ")]
+    assert "JUPYTERHUB_USER=" in variables, "the terminal's shell saw the server's environment"
+    assert leaked_names(variables) == [], lines
 
 
 @pytest.mark.timeout(600)
