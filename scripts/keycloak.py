@@ -34,6 +34,7 @@ import argparse
 import contextlib
 import fcntl
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -47,7 +48,6 @@ import sys
 import tarfile
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -414,7 +414,7 @@ def answers(timeout: float = 2.0) -> bool:
     try:
         with urllib.request.urlopen(DISCOVERY_URL, timeout=timeout) as response:
             return bool(response.status == 200 and json.load(response).get("issuer") == ISSUER)
-    except (OSError, ValueError, urllib.error.URLError):
+    except (OSError, ValueError, http.client.HTTPException):  # whatever else answers there is not it
         return False
 
 

@@ -12,6 +12,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -331,21 +332,27 @@ def test_alice_signs_in_writes_a_notebook_and_runs_it_as_herself(
         context.close()
 
 
+def realm_admin(keycloak: LocalKeycloak) -> httpx.Client:
+    """The realm's admin REST API, signed in as Keycloak's admin (its tokens live a minute: one each use)."""
+    form = {"grant_type": "password", "client_id": "admin-cli", "username": keycloak.admin_username}
+    admin = httpx.post(
+        f"{keycloak.url}/realms/master/protocol/openid-connect/token",
+        data={**form, "password": keycloak.admin_password},
+        timeout=60,
+    )
+    admin.raise_for_status()
+    return httpx.Client(
+        base_url=f"{keycloak.url}/admin/realms/{keycloak.realm}",
+        headers={"Authorization": f"Bearer {admin.json()['access_token']}"},
+        timeout=60,
+    )
+
+
 @contextlib.contextmanager
 def hub_tokens_lasting(keycloak: LocalKeycloak, seconds: int) -> Iterator[None]:
     """Keycloak issues the hub's client (``jupyterhub``) access tokens of ``seconds`` while it lasts (the
     realm's own lifetime again afterwards): the client attribute ``access.token.lifespan``."""
-    admin_form = {"grant_type": "password", "client_id": "admin-cli", "username": keycloak.admin_username}
-    admin = httpx.post(
-        f"{keycloak.url}/realms/master/protocol/openid-connect/token",
-        data={**admin_form, "password": keycloak.admin_password},
-        timeout=60,
-    )
-    admin.raise_for_status()
-    headers = {"Authorization": f"Bearer {admin.json()['access_token']}"}
-    with httpx.Client(
-        base_url=f"{keycloak.url}/admin/realms/{keycloak.realm}", headers=headers, timeout=60
-    ) as api:
+    with realm_admin(keycloak) as api:
         client = api.get("/clients", params={"clientId": "jupyterhub"}).json()[0]
         before = dict(client.get("attributes") or {})
         changed = api.put(
@@ -353,11 +360,11 @@ def hub_tokens_lasting(keycloak: LocalKeycloak, seconds: int) -> Iterator[None]:
             json={**client, "attributes": {**before, "access.token.lifespan": str(seconds)}},
         )
         assert changed.status_code == 204, changed.text
-        try:
-            yield
-        finally:
-            restored = dict(before)
-            restored.setdefault("access.token.lifespan", "")
+    try:
+        yield
+    finally:
+        restored = {**before, "access.token.lifespan": before.get("access.token.lifespan", "")}
+        with realm_admin(keycloak) as api:
             api.put(f"/clients/{client['id']}", json={**client, "attributes": restored}).raise_for_status()
 
 
@@ -520,9 +527,9 @@ class Terminal:
         )
 
     def run(self, script: str, timeout: float = 300) -> list[str]:
-        """Type ``script`` into the shell; the lines it printed between BEGIN and END. (The markers are
-        typed as BEG''IN and EN''D, so that the terminal's echo of the input never matches them.)"""
-        typed = f"echo BEG''IN\n{script}\necho EN''D\n"
+        """Type ``script`` into the shell; the lines it printed. They come back as one base64 line between
+        BEGIN and END: the terminal also echoes what is typed, and shows prompts, which never match."""
+        typed = f'echo "BEG""IN$( ( {script} ) 2>&1 | base64 -w0 )EN""D"\n'
         self.socket.send(json.dumps(["stdin", typed]))
         screen = ""
         deadline = time.monotonic() + timeout
@@ -530,9 +537,9 @@ class Terminal:
             kind, *content = json.loads(self.socket.recv(timeout=timeout))
             if kind == "stdout":
                 screen += content[0]
-            lines = [line.strip() for line in screen.replace("\r", "").split("\n")]
-            if "END" in lines and "BEGIN" in lines:
-                return lines[lines.index("BEGIN") + 1 : lines.index("END")]
+            printed = re.search(r"BEGIN([A-Za-z0-9+/=]*)END", screen)
+            if printed:
+                return base64.b64decode(printed.group(1)).decode().splitlines()
         raise AssertionError(f"the terminal did not finish within {timeout} s:\n{screen[-3000:]}")
 
     def close(self) -> None:

@@ -10,8 +10,10 @@ restart on what it left, as a developer's second ``make dev`` does. Each holds o
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -95,10 +97,25 @@ def state() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
+def port_outside_the_ephemeral_range() -> int:
+    """A free port below the kernel's ephemeral range (Linux: 32768-60999), which ``bind(0)`` never hands
+    out: Keycloak listens minutes after the port is chosen, and meanwhile a kernel's ZeroMQ socket or
+    another test's server, given ports by ``bind(0)``, could take one of that range."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for port in random.sample(range(20000, min(low, 32768)), 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no free port between 20000 and the ephemeral range")
+
+
+@pytest.fixture
 def keycloak_port() -> int:
     """The Keycloak of this state folder: its own port, not the test session's Keycloak."""
-    return free_port()
+    return port_outside_the_ephemeral_range()
 
 
 def left_running(processes: list[psutil.Process], state: Path) -> list[str]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import http.client
 import importlib.util
 import json
 import os
@@ -29,7 +30,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -88,7 +88,7 @@ def answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=3) as response:
             return bool(response.status == 200)
-    except (OSError, ValueError):  # HTTPError and URLError are OSErrors
+    except (OSError, ValueError, http.client.HTTPException):  # HTTPError and URLError are OSErrors
         return False
 
 
