@@ -24,6 +24,7 @@ import importlib.util
 import os
 import re
 import shutil
+import signal
 import sys
 import time
 import uuid
@@ -146,14 +147,10 @@ class Prepared:
         """The process has ended: release what was made for it."""
         self.started()
         if self.cgroup is not None:
-            for _ in range(50):  # the last processes may still be leaving it
-                try:
-                    self.cgroup.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.01)
+            # Whatever is still in it outlived the sandbox (bubblewrap killed before it could arrange
+            # to take its children with it): it goes too.
+            _end_cgroup(self.cgroup)
+            _live_cgroups.discard(self.cgroup)  # if it is still there, the next sweep removes it
             self.cgroup = None
 
 
@@ -219,12 +216,69 @@ def _data_fd(data: bytes) -> int:
     return read_end
 
 
+CGROUP_PREFIX = "nbp-sandbox-"
+# The groups this process made whose sandbox is still running (the sweep leaves them alone).
+_live_cgroups: set[Path] = set()
+
+
+def _end_cgroup(group: Path, within: float = 2.0) -> bool:
+    """Kill every process in ``group`` and remove it: True when it is gone."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            group.rmdir()
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            pass
+        try:
+            pids = (group / "cgroup.procs").read_text().split()
+        except OSError:
+            pids = []
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(int(pid), signal.SIGKILL)
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)  # killed processes leave the group once they are reaped
+
+
+def _creator_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_cgroups(root: Path) -> int:
+    """End the sandbox cgroups under ``root`` whose owner is gone: made by a process that has ended (an
+    executor killed with SIGKILL never removes its own, and a sandbox it had just started may outlive
+    it), or by this one for a sandbox it has closed. Their processes are killed and the groups removed.
+    Each group is named after the process that made it, so a group another live process has just made
+    (and is about to join) is never taken from under it. Returns how many were removed."""
+    removed = 0
+    own = os.getpid()
+    for group in root.glob(f"{CGROUP_PREFIX}*-*"):
+        creator = group.name[len(CGROUP_PREFIX) :].split("-", 1)[0]
+        if not creator.isdigit() or group in _live_cgroups:
+            continue
+        pid = int(creator)
+        if (pid == own or not _creator_alive(pid)) and _end_cgroup(group, within=0.5):
+            removed += 1
+    return removed
+
+
 def _pids_cgroup(limit: int) -> Path | None:
     """A new pids cgroup limited to ``limit`` (cgroup v2 or v1), or None where we may not make one."""
     for root in (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/pids")):
         if not (root / "cgroup.procs").is_file() or not os.access(root, os.W_OK):
             continue
-        group = root / f"nbp-sandbox-{uuid.uuid4().hex[:16]}"
+        sweep_cgroups(root)
+        group = root / f"{CGROUP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:16]}"
         try:
             group.mkdir()
         except OSError:
@@ -238,6 +292,7 @@ def _pids_cgroup(limit: int) -> Path | None:
             with contextlib.suppress(OSError):
                 group.rmdir()
             continue
+        _live_cgroups.add(group)
         return group
     return None
 

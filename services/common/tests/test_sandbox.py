@@ -8,11 +8,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from nbp_common.sandbox import Limits, Sandbox, env_allowed, prepare, sandbox_env, spawn
+from nbp_common.sandbox import Limits, Sandbox, env_allowed, prepare, sandbox_env, spawn, sweep_cgroups
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -179,3 +180,62 @@ def test_cpu_time_past_the_limit_kills_the_process(workspace: Path) -> None:
     sandbox = Sandbox("alice", workspace / "alice", limits=Limits(cpu_seconds=1))
     done = run(sandbox, [sys.executable, "-c", "while True: pass"])
     assert done.returncode != 0
+
+
+KILLED_CREATOR = r"""
+import subprocess, sys, time
+from pathlib import Path
+from nbp_common.sandbox import Limits, Sandbox, prepare
+prepared = prepare(Sandbox("alice", Path(sys.argv[1]), limits=Limits(processes=40)), ["sleep", "600"])
+process = subprocess.Popen(prepared.argv, pass_fds=prepared.pass_fds, preexec_fn=prepared.preexec_fn)
+prepared.started()
+print(prepared.cgroup, flush=True)
+time.sleep(600)
+"""
+
+
+def _root_made_cgroup(prepared_cgroup: Path | None) -> Path:
+    assert os.geteuid() == 0, "run the tests as root (as CI does): only a root executor gets a pids cgroup"
+    assert prepared_cgroup is not None, "a root executor's sandbox has a pids cgroup"
+    return prepared_cgroup
+
+
+def _gone_after_a_sweep(group: Path) -> bool:
+    for _ in range(100):  # a killed sandbox's processes take a moment to leave the group
+        sweep_cgroups(group.parent)
+        if not group.exists():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_killed_executors_cgroup_is_swept_by_the_next_sandbox(workspace: Path) -> None:
+    creator = subprocess.Popen(
+        [sys.executable, "-c", KILLED_CREATOR, str(workspace / "alice")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert creator.stdout is not None
+        group = _root_made_cgroup(Path(creator.stdout.readline().strip()))
+        assert (group / "cgroup.procs").read_text().split()  # the sandbox is in it
+    finally:
+        creator.kill()  # SIGKILL: nothing of it runs again (bubblewrap dies with it)
+        creator.wait()
+    assert group.exists()  # left over
+    assert _gone_after_a_sweep(group)  # what every new sandbox does before making its own
+    prepared = prepare(Sandbox("alice", workspace / "alice", limits=Limits(processes=40)), ["true"])
+    prepared.close()
+
+
+def test_a_sandbox_killed_with_sigkill_leaves_no_cgroup(workspace: Path) -> None:
+    async def go() -> Path:
+        sandbox = Sandbox("alice", workspace / "alice", limits=Limits(processes=40))
+        prepared = prepare(sandbox, ["sleep", "600"])
+        group = _root_made_cgroup(prepared.cgroup)
+        process = await spawn(prepared)
+        process.kill()
+        await process.wait()
+        prepared.close()
+        return group
+
+    group = asyncio.run(go())
+    assert _gone_after_a_sweep(group)
