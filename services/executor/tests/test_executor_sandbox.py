@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from nbp_common.events import TERMINAL
 from sqlalchemy.engine import URL
 
-from tests.support.common import RestartableService, scratch_database
+from tests.support.common import RestartableService, asyncpg_dsn, scratch_database
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -42,6 +43,7 @@ attempt("write_other", lambda: open(workspace + "/bob/pwned.txt", "w").write("x"
 attempt("write_other_home", lambda: open("/home/bob/pwned.txt", "w").write("x"))
 attempt("workspace_root", lambda: os.listdir(workspace))
 attempt("nbp_data", lambda: os.listdir(checkout + "/.nbp"))
+attempt("database_files", lambda: os.listdir(database_files))
 attempt("checkout", lambda: open(checkout + "/pyproject.toml").read())
 attempt("checkout_code", lambda: os.listdir(checkout + "/services/executor"))
 attempt("shadow", lambda: open("/etc/shadow").read())
@@ -76,6 +78,7 @@ class Sandboxed:
     executor: RestartableService
     client: httpx.AsyncClient
     workspace: Path
+    database_files: Path  # the PostgreSQL server's data directory: every service's tables
 
     async def run(self, username: str, path: str, parameters: dict[str, Any] | None = None) -> dict[str, Any]:
         response = await self.client.post(
@@ -106,6 +109,11 @@ async def sandboxed(
 ) -> AsyncIterator[Sandboxed]:
     workspace = tmp_path_factory.mktemp("sandbox-workspace")
     logs = tmp_path_factory.mktemp("sandbox-logs")
+    connection = await asyncpg.connect(asyncpg_dsn(pg_admin_url))
+    try:
+        database_files = Path(await connection.fetchval("SHOW data_directory"))
+    finally:
+        await connection.close()
     async with scratch_database(pg_admin_url, "nbp_sandbox", template_database) as url:
         base = {
             "NBP_DATABASE_URL": url.render_as_string(hide_password=False),
@@ -136,7 +144,7 @@ async def sandboxed(
         await executor.start()
         try:
             async with httpx.AsyncClient(base_url=executor.url, timeout=60) as client:
-                yield Sandboxed(executor, client, workspace)
+                yield Sandboxed(executor, client, workspace, database_files)
         finally:
             await executor.stop(grace=10)
             await asyncio.gather(history.stop(), registry.stop())
@@ -156,7 +164,10 @@ async def test_every_escape_fails_and_the_legitimate_work_succeeds(
         alice / "probe.ipynb",
         PROBE,
         LEGITIMATE,
-        parameters="workspace = ''\ncheckout = ''\nexecutor_pid = 0\ncanary_reversed = ''\ngreeting = ''",
+        parameters=(
+            "workspace = ''\ncheckout = ''\ndatabase_files = ''\nexecutor_pid = 0\n"
+            "canary_reversed = ''\ngreeting = ''"
+        ),
     )
     assert sandboxed.executor.process is not None
     run = await sandboxed.run(
@@ -165,12 +176,17 @@ async def test_every_escape_fails_and_the_legitimate_work_succeeds(
         {
             "workspace": str(workspace),
             "checkout": str(CHECKOUT),
+            "database_files": str(sandboxed.database_files),
             "executor_pid": sandboxed.executor.process.pid,
             "canary_reversed": CANARY[::-1],
             "greeting": "hello from alice",
         },
     )
     assert run["status"] == "completed", run
+    # What the probe was refused is there on the host (a refusal means something).
+    for there in (workspace / "bob" / "private.txt", CHECKOUT / "pyproject.toml", Path("/etc/shadow")):
+        assert there.is_file(), there
+    assert (sandboxed.database_files / "PG_VERSION").is_file()
     results = {r["name"]: r for r in run["results"]}
     escapes = results["escapes"]["value_json"]
     reached = {name: value for name, value in escapes.items() if str(value).startswith("REACHED")}
