@@ -32,12 +32,29 @@ REFUSED = [
     "DROP TABLE history.notebook_executions",
     "DROP TABLE history.execution_results",
     "DROP SCHEMA history CASCADE",
+    "UPDATE history.execution_rollups_daily SET runs = 0",
+    "DELETE FROM history.execution_rollups_hourly",
+    "INSERT INTO history.retention_policies (notebook_id, retention_days) VALUES (1, 1)",
+    "DROP TABLE history.execution_rollups_retired",
     "CREATE TABLE registry.intruder (id int)",
-    "CREATE TABLE executor.intruder (id int)",
-    "CREATE TABLE public.intruder (id int)",
-    "CREATE SCHEMA intruder",
-    "DROP TABLE registry.notebooks",
+    "INSERT INTO registry.notebooks (name) VALUES ('x')",
+    "UPDATE registry.notebooks SET name = 'x'",
     "DELETE FROM registry.notebooks",
+    "TRUNCATE registry.notebooks",
+    "ALTER TABLE registry.notebooks ADD COLUMN intruder int",
+    "DROP TABLE registry.notebooks",
+    "DROP SCHEMA registry CASCADE",
+    "CREATE TABLE executor.intruder (id int)",
+    "INSERT INTO executor.jobs (username) VALUES ('x')",
+    "UPDATE executor.jobs SET status = 'failed'",
+    "DELETE FROM executor.jobs",
+    "TRUNCATE executor.outbox",
+    "DROP TABLE executor.jobs",
+    "DROP SCHEMA executor CASCADE",
+    "CREATE TABLE public.intruder (id int)",
+    "CREATE FUNCTION public.intruder() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    "DROP SCHEMA public CASCADE",
+    "CREATE SCHEMA intruder",
     "SELECT * FROM registry.notebooks",
     "SELECT * FROM executor.jobs",
 ]
@@ -61,7 +78,14 @@ async def reader(pg_admin_url: URL, database_url: URL) -> AsyncIterator[asyncpg.
 
 
 async def test_the_reader_reads_every_history_table(reader: asyncpg.Connection) -> None:
-    for table in ("notebook_executions", "execution_results", "processed_events"):
+    for table in (
+        "notebook_executions",
+        "execution_results",
+        "processed_events",
+        "execution_rollups_hourly",
+        "execution_rollups_daily",
+        "execution_rollups_retired",
+    ):
         assert await reader.fetchval(f"SELECT count(*) FROM history.{table}") == 0
 
 
