@@ -21,7 +21,7 @@ from tests.support.common import app_client, settings_for
 
 # The executor's fixtures (a served platform, notebook files) and Superset's (the real Superset, a
 # browser) are plugins, like the database ones.
-pytest_plugins = ["tests.support.common", "tests.support.executor", "nbp_superset.testing"]
+pytest_plugins = ["tests.support.common", "tests.support.executor", "tests.support.superset"]
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-from sqlalchemy.engine import URL
-
 from nbp_superset.launcher import (
     Databases,
     Layout,
@@ -30,6 +28,8 @@ from nbp_superset.launcher import (
     serve_command,
     superset_environment,
 )
+from sqlalchemy.engine import URL
+
 from tests.support.common import ServiceProcess, drop_database, free_port, start_process
 from tests.support.executor import Platform
 from tests.support.keycloak import LocalKeycloak

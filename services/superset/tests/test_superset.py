@@ -14,12 +14,12 @@ from urllib.parse import parse_qs, urlparse
 import asyncpg
 import pytest
 import yaml
-from nbp_superset.testing import SupersetServer, artifacts_dir, is_on
 from sqlalchemy.engine import make_url
 
 from tests.support.common import asyncpg_dsn
 from tests.support.executor import Platform
 from tests.support.keycloak import LocalKeycloak, keycloak
+from tests.support.superset import SupersetServer, artifacts_dir, is_on
 
 __all__ = ["keycloak"]
 
