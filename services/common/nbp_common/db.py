@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy import MetaData, event
+from sqlalchemy import Dialect, MetaData, String, TypeDecorator, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.util import memoized_property
 from sqlalchemy.util.queue import AsyncAdaptedQueue, QueueCommon
 
+from nbp_common.events import ExecutionStatus
 from nbp_common.settings import Settings
 
 T = TypeVar("T")
@@ -32,6 +33,20 @@ NAMING_CONVENTION = {
 def schema_metadata(schema: str) -> MetaData:
     """The metadata of a service's declarative base: all its tables in one Postgres schema, its own."""
     return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
+
+
+class StatusColumn(TypeDecorator[ExecutionStatus]):
+    """A run's status column: ``VARCHAR(16)`` in the database (checked by ``STATUS_CHECK``), an
+    ``ExecutionStatus`` in Python, both ways."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else ExecutionStatus(value).value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> ExecutionStatus | None:
+        return None if value is None else ExecutionStatus(value)
 
 
 class FairQueue(asyncio.Queue[T]):

@@ -11,8 +11,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from nbp_common.db import schema_metadata
-from nbp_common.events import STATUS_CHECK
+from nbp_common.db import StatusColumn, schema_metadata
+from nbp_common.events import STATUS_CHECK, ExecutionStatus
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -51,7 +51,9 @@ class Job(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    status: Mapped[str] = mapped_column(String(16), server_default="queued")
+    status: Mapped[ExecutionStatus] = mapped_column(
+        StatusColumn(), server_default=ExecutionStatus.QUEUED.value
+    )
     attempt: Mapped[int] = mapped_column(Integer, server_default="1")
     max_attempts: Mapped[int] = mapped_column(Integer, server_default="1")
     idempotency_key: Mapped[str | None] = mapped_column(String(255))

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 from nbp_common.db import Database
+from nbp_common.events import ExecutionStatus
 from nbp_executor.models import Job
 from nbp_executor.schedules import calendar
 from nbp_executor.schedules.firing import fire_due, first_fire
@@ -184,6 +185,6 @@ async def test_a_fire_beyond_max_concurrent_is_skipped_with_the_reason(database:
         assert "max_concurrent 1" in skipped.reason
     async with database.sessionmaker() as session, session.begin():
         job = await session.get_one(Job, first[2])
-        job.status = "completed"
+        job.status = ExecutionStatus.COMPLETED
     assert await fire(database, utc(2027, 1, 1, 0, 15)) == 1
     assert [o for _, o, _ in await fires(database, schedule_id)] == ["queued", "skipped", "queued"]

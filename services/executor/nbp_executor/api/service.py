@@ -13,7 +13,7 @@ from typing import Any
 from nbp_common import paths
 from nbp_common.auth import Principal, ensure_acting_for
 from nbp_common.errors import Conflict, Forbidden, Invalid, NotFound
-from nbp_common.events import TERMINAL
+from nbp_common.events import TERMINAL, ExecutionStatus
 from nbp_common.params import infer_definition
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -158,7 +158,7 @@ async def submit(
     run_id = await jobs.next_id(session)
     values_row: dict[str, Any] = {
         "id": run_id,
-        "status": "queued",
+        "status": ExecutionStatus.QUEUED,
         "attempt": 1,
         "max_attempts": settings.executor_max_attempts,
         "idempotency_key": idempotency_key,
@@ -281,8 +281,8 @@ async def cancel(session: AsyncSession, run_id: int, principal: Principal) -> Jo
         await session.rollback()
         raise Conflict(f"execution {run_id} has already ended ({ended}); there is nothing to cancel")
     job.cancel_requested = True
-    if job.status == "queued":
-        job.status = "cancelled"
+    if job.status == ExecutionStatus.QUEUED:
+        job.status = ExecutionStatus.CANCELLED
         job.completed_at = jobs.utcnow()
         job.error_message = "cancelled before it started"
         await jobs.record_transition(session, job)
@@ -293,7 +293,7 @@ async def cancel(session: AsyncSession, run_id: int, principal: Principal) -> Jo
 
 
 async def active(session: AsyncSession, username: str | None, limit: int, offset: int) -> Sequence[Job]:
-    query = select(Job).where(Job.status.in_(("queued", "running")))
+    query = select(Job).where(Job.status.in_((ExecutionStatus.QUEUED, ExecutionStatus.RUNNING)))
     if username is not None:
         query = query.where(Job.username == username)
     rows = await session.scalars(query.order_by(Job.id).limit(limit).offset(offset))
@@ -332,7 +332,7 @@ def _read_output(rt: ExecutorRuntime, job: Job) -> str | None:
 async def output(rt: ExecutorRuntime, job: Job, html: bool) -> str:
     content = await asyncio.to_thread(_read_output, rt, job)
     if content is None:
-        state = "has not started" if job.status == "queued" else f"is {job.status}"
+        state = "has not started" if job.status == ExecutionStatus.QUEUED else f"is {job.status}"
         raise NotFound(f"execution {job.id} has no output notebook yet (the run {state})")
     if html:
         return await asyncio.to_thread(_render_html, content)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nbp_common.events import ExecutionStatus
 from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,8 +14,8 @@ from nbp_executor.notifications.models import NotificationDelivery, Notification
 from nbp_executor.notifications.settings import NotifySettings
 from nbp_executor.queueing.wakeups import NOTIFICATIONS
 
-FAILED = frozenset({"failed", "timed_out"})
-ENDED = frozenset({"completed", *FAILED})  # a cancelled run neither fails nor recovers anything
+FAILED = frozenset({ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT})
+ENDED = frozenset({ExecutionStatus.COMPLETED, *FAILED})  # a cancelled run neither fails nor recovers anything
 
 
 async def _previous_failed(session: AsyncSession, job: Job, rule: NotificationRule) -> bool:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from nbp_common.events import TERMINAL, ExecutionEvent, RunRecord
+from nbp_common.events import TERMINAL, ExecutionEvent, ExecutionStatus, RunRecord
 from sqlalchemy import Table, func, or_, select, text, update
 from sqlalchemy import insert as sql_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -69,7 +69,7 @@ async def record_transition(session: AsyncSession, job: Job) -> None:
         # A failure that is retried is not notified: its last attempt is.
         if not await _retry(session, job):
             await notifications.on_run_ended(session, job)
-    elif job.status == "queued":
+    elif job.status == ExecutionStatus.QUEUED:
         await notify(session, wakeups.JOBS)
 
 
@@ -88,14 +88,17 @@ async def claim(sessionmaker: async_sessionmaker[AsyncSession], worker: str, lea
     async with sessionmaker() as session, session.begin():
         job = await session.scalar(
             select(Job)
-            .where(Job.status == "queued", or_(Job.not_before.is_(None), Job.not_before <= func.now()))
+            .where(
+                Job.status == ExecutionStatus.QUEUED,
+                or_(Job.not_before.is_(None), Job.not_before <= func.now()),
+            )
             .order_by(Job.id)
             .limit(1)
             .with_for_update(skip_locked=True)
         )
         if job is None:
             return None
-        job.status = "running"
+        job.status = ExecutionStatus.RUNNING
         job.worker = worker
         job.lease_owner = worker
         job.started_at = utcnow()
@@ -133,7 +136,7 @@ async def heartbeat(
     async with sessionmaker() as session, session.begin():
         row = await session.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status == "running", Job.lease_owner == worker)
+            .where(Job.id == job_id, Job.status == ExecutionStatus.RUNNING, Job.lease_owner == worker)
             .values(
                 lease_expires_at=func.now() + timedelta(seconds=lease),
                 heartbeat_at=func.now(),
@@ -157,7 +160,7 @@ async def finish(
     """Record how the run ended, unless the lease was lost meanwhile (then another owns the job)."""
     async with sessionmaker() as session, session.begin():
         job = await session.get(Job, job_id, with_for_update=True)
-        if job is None or job.status != "running" or job.lease_owner != worker:
+        if job is None or job.status != ExecutionStatus.RUNNING or job.lease_owner != worker:
             return False
         job.status = outcome.status
         job.completed_at = utcnow()
@@ -171,7 +174,7 @@ async def finish(
         if progress is not None:
             job.cells_done = progress.cells_done
             job.cells_total = progress.cells_total
-            job.current_cell = progress.last_cell if outcome.status != "completed" else None
+            job.current_cell = progress.last_cell if outcome.status != ExecutionStatus.COMPLETED else None
         await record_transition(session, job)
         return True
 
@@ -182,7 +185,7 @@ async def release(
     """Give a running job back (this process is stopping): retried if attempts are left, else failed."""
     async with sessionmaker() as session, session.begin():
         job = await session.get(Job, job_id, with_for_update=True)
-        if job is None or job.status != "running" or job.lease_owner != worker:
+        if job is None or job.status != ExecutionStatus.RUNNING or job.lease_owner != worker:
             return
         requeue_or_fail(job, reason)
         await record_transition(session, job)
@@ -194,18 +197,18 @@ def requeue_or_fail(job: Job, reason: str) -> None:
     job.lease_owner = None
     job.lease_expires_at = None
     if job.cancel_requested:
-        job.status = "cancelled"
+        job.status = ExecutionStatus.CANCELLED
         job.completed_at = utcnow()
         job.error_message = "cancelled (the executor running it stopped)"
     elif job.attempt < job.max_attempts:
-        job.status = "queued"
+        job.status = ExecutionStatus.QUEUED
         job.attempt += 1
         job.started_at = None
         job.worker = None
         job.cells_done = 0
         job.current_cell = None
     else:
-        job.status = "failed"
+        job.status = ExecutionStatus.FAILED
         job.completed_at = utcnow()
         job.error_message = reason
 
@@ -216,7 +219,7 @@ async def reap(sessionmaker: async_sessionmaker[AsyncSession], limit: int = 100)
         jobs = (
             await session.scalars(
                 select(Job)
-                .where(Job.status == "running", Job.lease_expires_at < func.now())
+                .where(Job.status == ExecutionStatus.RUNNING, Job.lease_expires_at < func.now())
                 .order_by(Job.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)

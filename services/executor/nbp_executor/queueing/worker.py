@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nbp_common.events import ExecutionStatus
 from nbp_common.sandbox import SandboxUnavailable
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -97,7 +98,7 @@ class Worker:
                         self.ctx.sessionmaker,
                         job.id,
                         self.identity,
-                        Outcome("failed", "internal error in the executor (see its log)"),
+                        Outcome(ExecutionStatus.FAILED, "internal error in the executor (see its log)"),
                         None,
                     )
             finally:
@@ -122,12 +123,14 @@ class Worker:
             try:
                 await run.prepare()
             except Exception as exc:
-                await self._finish(job, Outcome("failed", f"the notebook could not be prepared: {exc}"), None)
+                await self._finish(
+                    job, Outcome(ExecutionStatus.FAILED, f"the notebook could not be prepared: {exc}"), None
+                )
                 return
             try:
                 taken = await self._take_kernel(job, run, lease, deadline)
             except (KernelStartError, SandboxUnavailable) as exc:
-                await self._finish(job, Outcome("failed", str(exc)), run)
+                await self._finish(job, Outcome(ExecutionStatus.FAILED, str(exc)), run)
                 return
             except LeaseLost:
                 logger.warning("run %s: lease lost; another executor owns it now", job.id)
@@ -212,9 +215,9 @@ class Worker:
         if lease.lost.is_set():
             raise LeaseLost()
         if lease.cancel.is_set():
-            return await run.finish("cancelled", None, "cancelled on request")
+            return await run.finish(ExecutionStatus.CANCELLED, None, "cancelled on request")
         return await run.finish(
-            "timed_out",
+            ExecutionStatus.TIMED_OUT,
             TimeoutError(f"the run exceeded {job.timeout_seconds} s"),
             f"timed out: the run took longer than its {job.timeout_seconds} s limit",
         )
@@ -227,16 +230,17 @@ class Worker:
         task = asyncio.create_task(run.execute(kernel))
         loop = asyncio.get_running_loop()
         interrupted_at: float | None = None
-        stop_reason: str | None = None  # "cancelled" | "timed_out" | "lease"
+        stop_reason: ExecutionStatus | None = None  # CANCELLED or TIMED_OUT
+        lease_lost = False
         waiters = [asyncio.ensure_future(lease.cancel.wait()), asyncio.ensure_future(lease.lost.wait())]
         try:
             while not task.done():
                 if lease.lost.is_set():
-                    stop_reason = "lease"
+                    lease_lost = True
                     task.cancel()
                     break
                 if lease.cancel.is_set() and interrupted_at is None:
-                    stop_reason = "cancelled"
+                    stop_reason = ExecutionStatus.CANCELLED
                     await kernel.interrupt()  # a KeyboardInterrupt in the cell ends the run gracefully
                     interrupted_at = loop.time()
                 grace_left = None
@@ -246,7 +250,7 @@ class Worker:
                         task.cancel()  # the cell ignored the interrupt: its kernel is killed after
                         break
                 if loop.time() >= deadline:
-                    stop_reason = "timed_out"
+                    stop_reason = ExecutionStatus.TIMED_OUT
                     task.cancel()
                     break
                 wait_for = deadline - loop.time()
@@ -269,33 +273,35 @@ class Worker:
             exc = cancelled
         except Exception as error:
             exc = error
-        if stop_reason == "lease":
+        if lease_lost:
             raise LeaseLost()
-        if stop_reason == "timed_out":
+        if stop_reason is ExecutionStatus.TIMED_OUT:
             return await run.finish(
-                "timed_out",
+                ExecutionStatus.TIMED_OUT,
                 TimeoutError(f"the run exceeded {job.timeout_seconds} s"),
                 f"timed out: the run took longer than its {job.timeout_seconds} s limit",
             )
-        if stop_reason == "cancelled":
-            return await run.finish("cancelled", exc, "cancelled on request")
+        if stop_reason is ExecutionStatus.CANCELLED:
+            return await run.finish(ExecutionStatus.CANCELLED, exc, "cancelled on request")
         if isinstance(exc, CellTimeoutError):
             return await run.finish(
-                "timed_out",
+                ExecutionStatus.TIMED_OUT,
                 exc,
                 f"timed out: a cell ran longer than its {job.cell_timeout_seconds} s limit",
             )
         if isinstance(exc, DeadKernelError):
-            return await run.finish("failed", exc, await self._death_reason(kernel))
+            return await run.finish(ExecutionStatus.FAILED, exc, await self._death_reason(kernel))
         if exc is not None:
-            return await run.finish("failed", exc, f"the run failed: {type(exc).__name__}: {exc}")
-        return await run.finish("completed")
+            return await run.finish(
+                ExecutionStatus.FAILED, exc, f"the run failed: {type(exc).__name__}: {exc}"
+            )
+        return await run.finish(ExecutionStatus.COMPLETED)
 
     def _name_the_limit(self, outcome: Outcome) -> Outcome:
         """A run stopped by one of the sandbox's limits says which (the cell's error stays recorded)."""
         limits = self.ctx.runner.limits
         error = outcome.error
-        if limits is None or outcome.status != "failed" or error is None or error.ename is None:
+        if limits is None or outcome.status != ExecutionStatus.FAILED or error is None or error.ename is None:
             return outcome
         described = limits.describe()
         if error.ename in MEMORY_ERRORS and "memory" in described:

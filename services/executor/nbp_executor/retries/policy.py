@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
+from nbp_common.events import ExecutionStatus
 from pydantic import BaseModel, ConfigDict, Field
 
 from nbp_executor.intake import workspace
@@ -60,9 +61,9 @@ def policy_of(row: Any) -> RetryPolicy:
 
 
 def ending(job: Job) -> RetryOn | None:
-    if job.status == "timed_out":
+    if job.status == ExecutionStatus.TIMED_OUT:
         return RetryOn.TIMED_OUT
-    if job.status == "failed":
+    if job.status == ExecutionStatus.FAILED:
         lost = (job.error_message or "").startswith(LOST_PREFIXES)
         return RetryOn.EXECUTOR_LOST if lost else RetryOn.FAILED
     return None
@@ -75,7 +76,7 @@ def next_attempt(job: Job, now: datetime) -> dict[str, Any] | None:
         return None
     delay = job.retry_backoff_seconds * 2 ** (job.attempt - 1)
     return {
-        "status": "queued",
+        "status": ExecutionStatus.QUEUED,
         "attempt": job.attempt + 1,
         "max_attempts": job.max_attempts,
         "retry_of": job.retry_of or job.id,

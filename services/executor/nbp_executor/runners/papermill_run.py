@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-from nbp_common.events import ErrorDetails, RecordedResult
+from nbp_common.events import ErrorDetails, ExecutionStatus, RecordedResult
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NotebookExecutionManager
 from papermill.exceptions import PapermillExecutionError
@@ -50,7 +50,7 @@ class Progress:
 
 @dataclass
 class Outcome:
-    status: str  # completed failed cancelled timed_out
+    status: ExecutionStatus  # an ending: completed, failed, cancelled or timed_out
     error_message: str | None = None
     error: ErrorDetails | None = None
     results: list[RecordedResult] = field(default_factory=list)
@@ -200,25 +200,25 @@ class NotebookRun:
         )
 
     async def finish(
-        self, status: str, exc: BaseException | None = None, message: str | None = None
+        self, status: ExecutionStatus, exc: BaseException | None = None, message: str | None = None
     ) -> Outcome:
         """Close the notebook's metadata, write the output, and say how the run ended."""
         assert self._nb_man is not None
         self._nb_man.notebook_complete()
         outcome = Outcome(status=status, error_message=message, input_sha256=self.input_sha256)
-        if status in ("failed", "timed_out", "cancelled") and exc is not None:
+        if status is not ExecutionStatus.COMPLETED and exc is not None:
             outcome.error = self._cell_error(exc)
         try:
             error = await asyncio.to_thread(_write_output, self.nb, self.output_ref)
         except Exception as write_exc:
-            outcome.status = "failed" if status == "completed" else status
+            outcome.status = ExecutionStatus.FAILED if status == ExecutionStatus.COMPLETED else status
             outcome.error_message = (
                 outcome.error_message + "; " if outcome.error_message else ""
             ) + f"the output notebook could not be written: {write_exc}"
             return outcome
         if error is not None:
             # A cell raised: the run failed there, whatever else happened.
-            outcome.status = "failed" if status == "completed" else status
+            outcome.status = ExecutionStatus.FAILED if status == ExecutionStatus.COMPLETED else status
             outcome.error_message = outcome.error_message or f"{error.ename}: {error.evalue}"
             outcome.error = ErrorDetails(
                 cell_index=_input_index(self.nb, error.cell_index),

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
 
+from nbp_common.events import ExecutionStatus
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction, async_sessionmaker
@@ -35,7 +36,7 @@ from nbp_executor.settings import ExecutorSettings
 
 logger = logging.getLogger("nbp.executor.schedules")
 
-ACTIVE = ("queued", "running")
+ACTIVE = (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING)
 
 
 def utcnow() -> datetime:
@@ -48,7 +49,7 @@ def job_values(
     """The queued job of a run of ``schedule`` (``fire_time`` None: run now)."""
     return {
         "id": run_id,
-        "status": "queued",
+        "status": ExecutionStatus.QUEUED,
         "attempt": 1,
         "max_attempts": settings.executor_max_attempts,
         "username": schedule.username,
