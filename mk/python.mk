@@ -15,8 +15,12 @@ $(UV):
 	$(PYTHON) -m venv .cache/uv
 	.cache/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# Bytecode compiled at install: sandboxed kernels see the environment read-only and could not write
+# it, so every one of them would compile what it imports (IPython, pandas...) from source, every run.
+# The same for the in-repo package kernels import (nbp, installed editable).
 .venv/.synced: $(UV) uv.lock pyproject.toml $(wildcard services/*/pyproject.toml)
-	$(UV) sync --frozen --all-packages
+	$(UV) sync --frozen --all-packages --compile-bytecode
+	.venv/bin/python -m compileall -q services/kernel/nbp
 	@touch $@
 
 uv.lock: pyproject.toml $(wildcard services/*/pyproject.toml) | $(UV)

@@ -194,6 +194,17 @@ class SandboxZygote(Zygote):
             self._prepared = None
 
 
+async def _first_execution(kc: Any, within: float) -> None:
+    """Run a no-op before the kernel waits in the pool: a kernel's first execution pays for work its
+    shell does once (tens of ms), which would otherwise be part of a run's latency."""
+    msg_id = kc.execute("pass", silent=True, store_history=False)
+    deadline = time.monotonic() + within
+    while True:
+        reply = await kc.get_shell_msg(timeout=max(0.0, deadline - time.monotonic()))
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return
+
+
 async def start_kernel(
     name: str, cwd: Path, ready_within: float, zygote: Zygote | None = None, strict: bool = False
 ) -> WarmKernel:
@@ -213,6 +224,7 @@ async def start_kernel(
         kc = km.client()
         kc.start_channels()
         await kc.wait_for_ready(timeout=ready_within)
+        await _first_execution(kc, ready_within)
     except BaseException as exc:
         await WarmKernel(name, km, kc).kill()
         if isinstance(exc, Exception):
