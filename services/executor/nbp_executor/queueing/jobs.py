@@ -119,7 +119,7 @@ async def seconds_to_claimable(sessionmaker: async_sessionmaker[AsyncSession]) -
     async with sessionmaker() as session:
         seconds = await session.scalar(
             select(func.extract("epoch", func.min(Job.not_before) - func.now())).where(
-                Job.status == "queued", Job.not_before.is_not(None)
+                Job.status == ExecutionStatus.QUEUED, Job.not_before.is_not(None)
             )
         )
     return None if seconds is None else max(0.0, float(seconds))
