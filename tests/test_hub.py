@@ -12,9 +12,11 @@ import base64
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -507,6 +509,88 @@ def test_bob_reaches_nothing_of_alices(platform: RunningPlatform, browser: Brows
             assert api.get("/db/notebooks/user/alice").status_code == 403
     finally:
         context.close()
+
+
+class Terminal:
+    """A terminal in a user's own server (Jupyter's terminals API: a shell on a pseudo-terminal)."""
+
+    def __init__(self, platform: RunningPlatform, username: str, token: str) -> None:
+        self.base = f"{platform.hub}/user/{username}"
+        self.headers = {"Authorization": f"token {token}"}
+        started = httpx.post(f"{self.base}/api/terminals", headers=self.headers, timeout=120)
+        assert started.status_code == 200, started.text
+        self.name = started.json()["name"]
+        ws_url = self.base.replace("http://", "ws://") + f"/terminals/websocket/{self.name}"
+        self.closing = contextlib.ExitStack()
+        self.socket = self.closing.enter_context(
+            connect(ws_url, additional_headers=self.headers, open_timeout=120, max_size=None)
+        )
+
+    def run(self, script: str, timeout: float = 300) -> list[str]:
+        """Type ``script`` into the shell; the lines it printed. They come back as one base64 line between
+        BEGIN and END: the terminal also echoes what is typed, and shows prompts, which never match."""
+        typed = f'echo "BEG""IN$( ( {script} ) 2>&1 | base64 -w0 )EN""D"\n'
+        self.socket.send(json.dumps(["stdin", typed]))
+        screen = ""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            kind, *content = json.loads(self.socket.recv(timeout=timeout))
+            if kind == "stdout":
+                screen += content[0]
+            printed = re.search(r"BEGIN([A-Za-z0-9+/=]*)END", screen)
+            if printed:
+                return base64.b64decode(printed.group(1)).decode().splitlines()
+        raise AssertionError(f"the terminal did not finish within {timeout} s:\n{screen[-3000:]}")
+
+    def close(self) -> None:
+        self.closing.close()
+        httpx.delete(f"{self.base}/api/terminals/{self.name}", headers=self.headers, timeout=60)
+
+
+# Typed into bob's terminal: the same questions as PROBE, in a shell (WORKSPACE, STATE, PREFIX replaced).
+TERMINAL_PROBE = """
+echo "home: $(ls -A /home | tr '\\n' ' ')"
+cat /home/alice/private.txt 2>/dev/null || echo "alice: unreadable"
+ls WORKSPACE >/dev/null 2>&1 && echo "workspace: visible" || echo "workspace: absent"
+for p in STATE; do test -e "$p" && echo "state: $p"; done
+find / \\( -path /proc -o -path /sys -o -path /usr -o -path /dev -o -path PREFIX \\) -prune \\
+  -o \\( -name auth_state_key -o -name cookie_secret -o -name secrets.env \\) -print 2>/dev/null \\
+  | sed 's/^/found: /'
+echo "pids: $(ls /proc | grep -c '^[0-9]')"
+cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | sed 's/=.*//' | sort -u | sed 's/^/variable: /'
+"""
+
+
+@pytest.mark.timeout(900)
+def test_bob_reaches_nothing_of_alices_from_a_terminal(platform: RunningPlatform, browser: Browser) -> None:
+    """A terminal is not a kernel: a shell of its own, on a pseudo-terminal. It is confined the same."""
+    alice_folder = platform.workspace / "alice"
+    alice_folder.mkdir(parents=True, exist_ok=True)
+    (alice_folder / "private.txt").write_text("alice's")
+    context, _ = open_lab(browser, platform, "bob")
+    try:
+        terminal = Terminal(platform, "bob", hub_token(context, platform, "bob"))
+        try:
+            state = [str(platform.state), str(platform.state / "hub"), str(repo_root() / ".nbp")]
+            script = (
+                TERMINAL_PROBE.replace("WORKSPACE", str(platform.workspace))
+                .replace("STATE", " ".join(state))
+                .replace("PREFIX", sys.prefix)
+            )
+            lines = terminal.run(script)
+        finally:
+            terminal.close()
+    finally:
+        context.close()
+    said = dict(line.split(": ", 1) for line in lines if ": " in line and not line.startswith("variable"))
+    assert said["home"].split() == ["bob"], lines
+    assert said["alice"] == "unreadable", lines
+    assert said["workspace"] == "absent", lines
+    assert not [line for line in lines if line.startswith(("state:", "found:"))], lines
+    assert int(said["pids"]) < 20, lines
+    variables = [line.removeprefix("variable: ") + "=" for line in lines if line.startswith("variable: ")]
+    assert "JUPYTERHUB_USER=" in variables, "the terminal's shell saw the server's environment"
+    assert leaked_names(variables) == [], lines
 
 
 @pytest.mark.timeout(600)
