@@ -153,3 +153,79 @@ async def test_schedules_belong_to_their_owner(secured: tuple[str, str], keycloa
             headers=bob,
         )
         assert hook.status_code == 404
+
+
+NETWORK_PROBE = r"""
+import json, urllib.error, urllib.parse, urllib.request
+import nbp
+
+def answer(method, url, form=None, body=None):
+    data, headers = None, {}
+    if form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if body is not None:
+        data, headers = json.dumps(body).encode(), {"Content-Type": "application/json"}
+    try:
+        request = urllib.request.Request(url, data, headers, method=method)
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+event = {"event_id": "00000000-0000-4000-8000-000000000001", "execution_id": 1, "status": "failed",
+         "occurred_at": "2026-01-01T00:00:00Z", "username": "bob", "input_path": "x.ipynb"}
+master_token = keycloak + "/realms/master/protocol/openid-connect/token"
+nbp.record("answers", {
+    "executor_runs": answer("GET", api + "/executions"),
+    "history_runs": answer("GET", api + "/db/executions"),
+    "history_events": answer("POST", api + "/internal/events", body=event),
+    "registry": answer("GET", api + "/db/notebooks"),
+    "keycloak_admin_api": answer("GET", keycloak + "/admin/realms"),
+    "keycloak_master_admin": answer("POST", master_token, form={
+        "grant_type": "password", "client_id": "admin-cli", "username": "admin", "password": "admin"}),
+    "service_account": answer("POST", token_url, form={
+        "grant_type": "client_credentials", "client_id": service_client}),
+})
+"""
+
+
+async def test_a_run_reaches_no_platform_data_over_the_network_it_shares(
+    secured: tuple[str, str], keycloak: LocalKeycloak
+) -> None:
+    """A sandboxed run shares the host's network (loopback included): what it can reach there answers
+    only with credentials, and the run holds none -- not the executor's service account, not Keycloak's
+    admin, not the caller's token."""
+    url, workspace = secured
+    write_notebook(
+        Path(workspace) / "alice" / "network.ipynb",
+        NETWORK_PROBE,
+        parameters="api = ''\nkeycloak = ''\ntoken_url = ''\nservice_client = ''",
+    )
+    alice = bearer(await keycloak.access_token("alice"))
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        run = await client.post(
+            "/execute",
+            json={
+                "notebook_path": "network.ipynb",
+                "parameters": {
+                    "api": url,
+                    "keycloak": keycloak.url,
+                    "token_url": keycloak.token_url,
+                    "service_client": keycloak.service_client_id,
+                },
+            },
+            headers=alice,
+        )
+    assert run.status_code == 200, run.text
+    assert run.json()["status"] == "completed", run.json()
+    answers = {r["name"]: r["value_json"] for r in run.json()["results"]}["answers"]
+    assert answers.pop("keycloak_master_admin") in (400, 401), answers  # Keycloak: invalid_grant
+    assert answers == {
+        "executor_runs": 401,
+        "history_runs": 401,
+        "history_events": 401,
+        "registry": 401,
+        "keycloak_admin_api": 401,
+        "service_account": 401,
+    }, answers
