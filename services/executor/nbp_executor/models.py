@@ -67,6 +67,8 @@ class Job(Base):
     kernel_name: Mapped[str] = mapped_column(String(255))
     timeout_seconds: Mapped[int] = mapped_column(Integer)
     cell_timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    # The CPU and memory the run asked for (the kubernetes runner's pod; None: the defaults).
+    resources: Mapped[dict[str, str] | None] = mapped_column(JSONB(none_as_null=True))
     tags: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
     input_sha256: Mapped[str | None] = mapped_column(String(64))
     has_parameters_cell: Mapped[bool | None] = mapped_column(Boolean)

@@ -23,7 +23,7 @@ from nbp_executor.notifications.settings import NotifySettings, SmtpSettings
 from nbp_executor.queueing.outbox_relay import Relay
 from nbp_executor.queueing.wakeups import Notifications
 from nbp_executor.queueing.worker import Context, Reaper, Worker
-from nbp_executor.runners import Runner, build_runner
+from nbp_executor.runners import PodRunner, Runner, build_runner
 from nbp_executor.schedules.firing import Scheduler
 from nbp_executor.schedules.settings import SchedulerSettings
 from nbp_executor.settings import ExecutorSettings, process_identity
@@ -38,7 +38,7 @@ class ExecutorRuntime:
     http: httpx.AsyncClient
     registry: Registry
     notifications: Notifications
-    runner: Runner
+    runner: Runner | PodRunner
     workers: list[Worker] = field(default_factory=list)
 
 
@@ -83,13 +83,13 @@ async def executor_runtime(app: FastAPI) -> AsyncIterator[None]:
     ctx = Context(settings, database.sessionmaker, notifications, runner)
     tasks: list[asyncio.Task[None]] = []
     identity = process_identity()
-    if settings.executor_workers:
+    if settings.executor_workers and not isinstance(runner, PodRunner):
         runner.warm(settings.executor_default_kernel)
     for n in range(settings.executor_workers):
         worker = Worker(ctx, f"{identity}:{n}")
         runtime.workers.append(worker)
         tasks.append(asyncio.create_task(worker.run(), name=f"nbp-worker-{n}"))
-    tasks.append(asyncio.create_task(Reaper(ctx).run(), name="nbp-reaper"))
+    tasks.append(asyncio.create_task(Reaper(ctx, identity).run(), name="nbp-reaper"))
     relay = Relay(
         database.sessionmaker,
         http,

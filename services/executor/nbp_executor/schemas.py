@@ -43,6 +43,16 @@ Tag = Annotated[str, Field(min_length=1, max_length=64), NoNul]
 KernelName = Annotated[str, Field(min_length=1, max_length=255, examples=["python3"]), NoNul]
 NotebookId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 Timeout = Annotated[int, Field(ge=1, le=MAX_TIMEOUT, description="Seconds.")]
+Quantity = Annotated[str, Field(min_length=1, max_length=32), NoNul]
+
+
+class RunResources(BaseModel):
+    """What a run asks for (its pod's requests = limits = the value), each at most the admin's maximum."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cpu: Quantity | None = Field(default=None, examples=["2"])
+    memory: Quantity | None = Field(default=None, examples=["8Gi"])
 
 
 @dataclass
@@ -60,6 +70,7 @@ class RunRequest:
     tags: list[str] = field(default_factory=list)
     path_field: str = "notebook_path"
     retry: RetryPolicy | None = None
+    resources: RunResources | None = None
 
 
 class _Strict(BaseModel):
@@ -125,6 +136,11 @@ class ExecuteNotebookRequest(_Strict):
     cell_timeout_seconds: Timeout | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=50)
     retry: RetryPolicy | None = Field(default=None, description="Retries of this run (default: none).")
+    resources: RunResources | None = Field(
+        default=None,
+        description="CPU and memory of the run's pod (`kubernetes` runner only; requests = limits = the "
+        "value, at most the administrator's maximum; default: the configured requests and limits).",
+    )
 
     @model_validator(mode="after")
     def _one_notebook(self) -> ExecuteNotebookRequest:
@@ -143,6 +159,7 @@ class ExecuteNotebookRequest(_Strict):
             self.cell_timeout_seconds,
             list(self.tags),
             retry=self.retry,
+            resources=self.resources,
         )
 
 
@@ -167,6 +184,7 @@ class ExecutionState(RunRecordOut):
     max_attempts: int
     timeout_seconds: int
     cell_timeout_seconds: int | None
+    resources: RunResources | None = Field(default=None, description="What the run asked for (its pod's).")
     cancel_requested: bool
     progress: ProgressOut
     error: ErrorDetails | None

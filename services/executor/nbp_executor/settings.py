@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-RunnerName = Literal["sandbox", "trusted"]
+RunnerName = Literal["sandbox", "trusted", "kubernetes"]
 
 
 class ExecutorSettings(BaseSettings):
@@ -22,8 +22,9 @@ class ExecutorSettings(BaseSettings):
     history_url: str = "http://127.0.0.1:8002"
     http_timeout_seconds: float = Field(default=10.0, gt=0)
 
-    # Where kernels run (see nbp_executor.runners): each in its owner's sandbox, or trusted (inside
-    # the executor, a single-user machine only: refused under Keycloak unless explicitly allowed).
+    # Where runs run (see nbp_executor.runners): each kernel in its owner's sandbox, or trusted (inside
+    # the executor, a single-user machine only: refused under Keycloak unless explicitly allowed), or
+    # each run a pod of its own (kubernetes; its settings: runners/kubernetes/settings.py).
     executor_runner: RunnerName = "sandbox"
     executor_allow_trusted: bool = False
     # The sandbox's limits: memory (address space of each process), CPU time of each kernel,

@@ -382,6 +382,23 @@ async def test_missing_notebook_is_404(platform: Platform) -> None:
     assert await platform.job_count() == before
 
 
+async def test_resources_are_refused_by_runners_without_pods(platform: Platform, notebook: Notebook) -> None:
+    """CPU/memory per run are a pod's (the kubernetes runner); this executor's sandbox has its own limits."""
+    notebook(platform.user("sized") / "a.ipynb", "x = 1")
+    before = await platform.job_count()
+    for resources, field, rule in (
+        ({"memory": "8Gi"}, "resources", "runner"),
+        ({"gpu": "1"}, "resources.gpu", "extra_forbidden"),
+    ):
+        response = await platform.client.post(
+            "/executions", json={"username": "sized", "notebook_path": "a.ipynb", "resources": resources}
+        )
+        assert response.status_code == 422, response.text
+        error = response.json()["errors"][0]
+        assert (error["field"], error["rule"]) == (field, rule), error
+    assert await platform.job_count() == before
+
+
 async def test_a_file_that_is_not_a_notebook_is_422_with_the_parse_error(platform: Platform) -> None:
     folder = platform.user("broken")
     (folder / "bad.ipynb").write_text('{"cells": [}')

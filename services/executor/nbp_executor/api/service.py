@@ -24,6 +24,7 @@ from nbp_executor.intake.notebooks import InputNotebook, inspect_parameters, rea
 from nbp_executor.models import Job, OutboxEvent
 from nbp_executor.queueing import jobs, wakeups
 from nbp_executor.retries import policy as retries
+from nbp_executor.runners import PodRunner
 from nbp_executor.runners.kernels import kernel_names
 from nbp_executor.runtime import ExecutorRuntime
 from nbp_executor.schemas import ExecutionState, ProgressOut, RunRequest
@@ -152,6 +153,15 @@ async def submit(
                 raise Invalid.field("output_path", "not_input", "must not overwrite the input notebook")
             output = target.relative
 
+    if isinstance(rt.runner, PodRunner):
+        rt.runner.check_resources(request.resources)
+    elif request.resources is not None:
+        raise Invalid.field(
+            "resources",
+            "runner",
+            f"only runs in pods (the kubernetes runner) take resources; this "
+            f"executor's runner is {rt.runner.name} (its limits are its settings)",
+        )
     timeout = request.timeout_seconds or settings.executor_default_timeout_seconds
     cell_timeout = request.cell_timeout_seconds or settings.executor_default_cell_timeout_seconds
 
@@ -171,6 +181,7 @@ async def submit(
         "kernel_name": checked.kernel_name,
         "timeout_seconds": timeout,
         "cell_timeout_seconds": cell_timeout,
+        "resources": request.resources.model_dump(exclude_none=True) if request.resources else None,
         "tags": list(request.tags),
         "input_sha256": info.sha256,
         "has_parameters_cell": info.has_parameters_cell,

@@ -191,6 +191,59 @@ async def release(
         await record_transition(session, job)
 
 
+async def hand_over(sessionmaker: async_sessionmaker[AsyncSession], job_id: int, worker: str) -> None:
+    """Let a running job's lease expire now, the run going on elsewhere (its pod): the next reaper, of
+    this executor's successor or of another replica, takes it over (``take_over``)."""
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == ExecutionStatus.RUNNING, Job.lease_owner == worker)
+            .values(lease_expires_at=func.now())
+        )
+
+
+async def take_over(
+    sessionmaker: async_sessionmaker[AsyncSession], runs: dict[int, int], worker: str, lease: float
+) -> list[Job]:
+    """Running jobs among ``runs`` (id -> the attempt whose pod still exists) whose lease expired: now
+    ``worker``'s, to follow their pods. The others stay for ``reap``."""
+    if not runs:
+        return []
+    async with sessionmaker() as session, session.begin():
+        found = (
+            await session.scalars(
+                select(Job)
+                .where(
+                    Job.id.in_(list(runs)),
+                    Job.status == ExecutionStatus.RUNNING,
+                    Job.lease_expires_at < func.now(),
+                )
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        taken = [job for job in found if runs[job.id] == job.attempt]
+        for job in taken:
+            job.lease_owner = worker
+            job.worker = worker
+            await session.execute(
+                update(Job)
+                .where(Job.id == job.id)
+                .values(lease_expires_at=func.now() + timedelta(seconds=lease), heartbeat_at=func.now())
+            )
+        return list(taken)
+
+
+async def live_attempts(sessionmaker: async_sessionmaker[AsyncSession], run_ids: list[int]) -> dict[int, int]:
+    """Of ``run_ids``, the running ones and their attempt (a pod of any other run or attempt is stale)."""
+    if not run_ids:
+        return {}
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            select(Job.id, Job.attempt).where(Job.id.in_(run_ids), Job.status == ExecutionStatus.RUNNING)
+        )
+        return {int(run_id): int(attempt) for run_id, attempt in rows.all()}
+
+
 def requeue_or_fail(job: Job, reason: str) -> None:
     """The rule for a run whose executor stopped: cancelled if asked, retried while attempts are left,
     else failed with ``reason``."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from nbp_common.events import ExecutionStatus
@@ -18,9 +18,15 @@ from nbp_executor.intake.workspace import user_folder
 from nbp_executor.models import Job
 from nbp_executor.queueing import jobs, wakeups
 from nbp_executor.queueing.wakeups import Notifications, Signal
-from nbp_executor.runners import Runner
+from nbp_executor.runners import PodRunner, Runner, RunSignals
 from nbp_executor.runners.kernels import KernelStartError, WarmKernel
-from nbp_executor.runners.papermill_run import CellTimeoutError, DeadKernelError, NotebookRun, Outcome
+from nbp_executor.runners.papermill_run import (
+    CellTimeoutError,
+    DeadKernelError,
+    NotebookRun,
+    Outcome,
+    Progress,
+)
 from nbp_executor.settings import ExecutorSettings
 
 logger = logging.getLogger("nbp.executor.worker")
@@ -33,17 +39,11 @@ class Context:
     settings: ExecutorSettings
     sessionmaker: async_sessionmaker[AsyncSession]
     notifications: Notifications
-    runner: Runner
+    runner: Runner | PodRunner
 
 
 class LeaseLost(RuntimeError):
     pass
-
-
-@dataclass
-class _Lease:
-    cancel: asyncio.Event = field(default_factory=asyncio.Event)
-    lost: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Worker:
@@ -80,16 +80,7 @@ class Worker:
             try:
                 await self.execute(job)
             except asyncio.CancelledError:
-                # The process is stopping: give the job back (retry or fail by policy), then stop.
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(
-                        jobs.release(
-                            self.ctx.sessionmaker,
-                            job.id,
-                            self.identity,
-                            "executor stopped during the run",
-                        )
-                    )
+                await self.give_back(job)
                 raise
             except Exception:
                 logger.exception("run %s: unexpected error", job.id)
@@ -104,9 +95,48 @@ class Worker:
             finally:
                 self.current = None
 
+    async def give_back(self, job: Job) -> None:
+        """The process is stopping: give the job back (retry or fail by policy); a run in a pod goes
+        on, and the next reaper takes it over."""
+        with contextlib.suppress(Exception):
+            if isinstance(self.ctx.runner, PodRunner):
+                await asyncio.shield(jobs.hand_over(self.ctx.sessionmaker, job.id, self.identity))
+            else:
+                await asyncio.shield(
+                    jobs.release(
+                        self.ctx.sessionmaker, job.id, self.identity, "executor stopped during the run"
+                    )
+                )
+
+    @property
+    def kernels(self) -> Runner:
+        runner = self.ctx.runner
+        assert not isinstance(runner, PodRunner)
+        return runner
+
+    async def follow(self, job: Job, runner: PodRunner, create: bool = True) -> None:
+        """A run done elsewhere (its pod), from claim or take-over to ending: the lease kept alive,
+        the progress stored, a cancel passed on."""
+        progress = Progress(cells_total=job.cells_total or 0)
+        signals = RunSignals()
+        keeper = asyncio.create_task(self._keep_lease(job, progress, signals))
+        try:
+            outcome = await runner.execute(job, progress, signals, create)
+            if outcome is None:
+                logger.warning("run %s: lease lost; another executor owns it now", job.id)
+                return
+            await self._finish(job, outcome, progress)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(BaseException):
+                await keeper
+
     async def execute(self, job: Job) -> None:
         """From claim to ending. The lease is kept alive the whole time by a separate task, so that
         nothing the run waits for (a kernel, the database, a slow cell) lets it expire."""
+        if isinstance(self.ctx.runner, PodRunner):
+            await self.follow(job, self.ctx.runner)
+            return
         settings = self.ctx.settings
         folder = user_folder(settings.workspace, job.username)
         input_path = folder / job.input_path
@@ -114,8 +144,8 @@ class Worker:
         run = NotebookRun(
             Path(input_path), output_ref, job.parameters, job.kernel_name, job.cell_timeout_seconds
         )
-        lease = _Lease()
-        keeper = asyncio.create_task(self._keep_lease(job, run, lease))
+        lease = RunSignals()
+        keeper = asyncio.create_task(self._keep_lease(job, run.progress, lease))
         # The run's time counts from its claim: a kernel still starting (a user's first run starts
         # their sandbox) is part of it, and so is a cancel that arrives meanwhile.
         deadline = asyncio.get_running_loop().time() + job.timeout_seconds
@@ -130,13 +160,13 @@ class Worker:
             try:
                 taken = await self._take_kernel(job, run, lease, deadline)
             except (KernelStartError, SandboxUnavailable) as exc:
-                await self._finish(job, Outcome(ExecutionStatus.FAILED, str(exc)), run)
+                await self._finish(job, Outcome(ExecutionStatus.FAILED, str(exc)), run.progress)
                 return
             except LeaseLost:
                 logger.warning("run %s: lease lost; another executor owns it now", job.id)
                 return
             if isinstance(taken, Outcome):
-                await self._finish(job, taken, run)
+                await self._finish(job, taken, run.progress)
                 return
             kernel = taken
             try:
@@ -145,14 +175,14 @@ class Worker:
                 logger.warning("run %s: lease lost; another executor owns it now", job.id)
                 return
             finally:
-                self.ctx.runner.discard(kernel)  # one kernel, one run
-            await self._finish(job, self._name_the_limit(outcome), run)
+                self.kernels.discard(kernel)  # one kernel, one run
+            await self._finish(job, self._name_the_limit(outcome), run.progress)
         finally:
             keeper.cancel()
             with contextlib.suppress(BaseException):
                 await keeper
 
-    async def _keep_lease(self, job: Job, run: NotebookRun, lease: _Lease) -> None:
+    async def _keep_lease(self, job: Job, progress: Progress, lease: RunSignals) -> None:
         """Renew the lease (and store the progress) until cancelled; flag a cancel or a lost lease."""
         settings = self.ctx.settings
         cancel_signal = self.ctx.notifications[wakeups.CANCEL]
@@ -162,15 +192,15 @@ class Worker:
         while True:
             ticket = cancel_signal.ticket(job.id)
             now = loop.time()
-            if now >= next_beat or run.progress.version != written:
-                version = run.progress.version
+            if now >= next_beat or progress.version != written:
+                version = progress.version
                 try:
                     answer = await jobs.heartbeat(
                         self.ctx.sessionmaker,
                         job.id,
                         self.identity,
                         settings.executor_lease_seconds,
-                        run.progress,
+                        progress,
                     )
                 except Exception:
                     logger.exception("run %s: heartbeat failed; retrying", job.id)
@@ -186,17 +216,16 @@ class Worker:
             if await Signal.wait(ticket, settings.executor_progress_seconds):
                 lease.cancel.set()
 
-    async def _finish(self, job: Job, outcome: Outcome, run: NotebookRun | None) -> None:
-        progress = run.progress if run is not None else None
+    async def _finish(self, job: Job, outcome: Outcome, progress: Progress | None) -> None:
         done = await jobs.finish(self.ctx.sessionmaker, job.id, self.identity, outcome, progress)
         logger.info("run %s: %s%s", job.id, outcome.status, "" if done else " (not recorded: lease lost)")
 
     async def _take_kernel(
-        self, job: Job, run: NotebookRun, lease: _Lease, deadline: float
+        self, job: Job, run: NotebookRun, lease: RunSignals, deadline: float
     ) -> WarmKernel | Outcome:
         """A kernel for the run, or how the run ended while one was starting (cancel, timeout)."""
         loop = asyncio.get_running_loop()
-        take = asyncio.create_task(self.ctx.runner.take(job.kernel_name, job.username))
+        take = asyncio.create_task(self.kernels.take(job.kernel_name, job.username))
         waiters = [asyncio.ensure_future(lease.cancel.wait()), asyncio.ensure_future(lease.lost.wait())]
         try:
             await asyncio.wait(
@@ -211,7 +240,7 @@ class Worker:
             return take.result()
         take.cancel()
         with contextlib.suppress(BaseException):
-            self.ctx.runner.discard(await take)  # it was ready at that very moment: one kernel, one run
+            self.kernels.discard(await take)  # it was ready at that very moment: one kernel, one run
         if lease.lost.is_set():
             raise LeaseLost()
         if lease.cancel.is_set():
@@ -223,7 +252,7 @@ class Worker:
         )
 
     async def _watch(
-        self, job: Job, run: NotebookRun, kernel: WarmKernel, lease: _Lease, deadline: float
+        self, job: Job, run: NotebookRun, kernel: WarmKernel, lease: RunSignals, deadline: float
     ) -> Outcome:
         """Run the cells in a task and watch it: cancel (interrupt, then kill), timeout, lost lease."""
         settings = self.ctx.settings
@@ -299,7 +328,7 @@ class Worker:
 
     def _name_the_limit(self, outcome: Outcome) -> Outcome:
         """A run stopped by one of the sandbox's limits says which (the cell's error stays recorded)."""
-        limits = self.ctx.runner.limits
+        limits = self.kernels.limits
         error = outcome.error
         if limits is None or outcome.status != ExecutionStatus.FAILED or error is None or error.ename is None:
             return outcome
@@ -323,7 +352,7 @@ class Worker:
             import signal as _signal
 
             name = _signal.Signals(-code).name if -code in _signal.Signals._value2member_map_ else str(-code)
-            limits = self.ctx.runner.limits
+            limits = self.kernels.limits
             if name == "SIGXCPU" and limits is not None and limits.cpu_seconds is not None:
                 return f"kernel died: the run reached its {limits.describe()['cpu']}"
             hint = " (out of memory?)" if name == "SIGKILL" else ""
@@ -334,11 +363,57 @@ class Worker:
 
 
 class Reaper:
-    def __init__(self, ctx: Context) -> None:
+    """Expired leases: a run whose pod still exists is taken over and followed (its executor died or
+    stopped); any other is retried or failed. With pods, also the other way: a run pod that no running
+    run owns (its run ended, was retried, or never was) is deleted."""
+
+    def __init__(self, ctx: Context, identity: str) -> None:
         self.ctx = ctx
+        self.identity = identity
+        self._followers: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            for task in self._followers:
+                task.cancel()
+            await asyncio.gather(*self._followers, return_exceptions=True)
+
+    async def reconcile_pods(self, runner: PodRunner) -> None:
+        pods = await runner.run_pods()
+        live = await jobs.live_attempts(self.ctx.sessionmaker, sorted({pod.run_id for pod in pods}))
+        for pod in pods:
+            if live.get(pod.run_id) != pod.attempt:
+                logger.warning("deleting run pod %s: no running run owns it", pod.name)
+                await runner.delete(pod.name)
+        owned = {pod.run_id: pod.attempt for pod in pods if live.get(pod.run_id) == pod.attempt}
+        follower = Worker(self.ctx, f"{self.identity}:taken-over")
+        for job in await jobs.take_over(
+            self.ctx.sessionmaker, owned, follower.identity, self.ctx.settings.executor_lease_seconds
+        ):
+            logger.warning("run %s: its executor stopped; following its pod from here", job.id)
+            task = asyncio.create_task(self._follow(follower, job, runner), name=f"nbp-follow-{job.id}")
+            self._followers.add(task)
+            task.add_done_callback(self._followers.discard)
+
+    async def _follow(self, follower: Worker, job: Job, runner: PodRunner) -> None:
+        try:
+            await follower.follow(job, runner, create=False)
+        except asyncio.CancelledError:
+            await follower.give_back(job)
+            raise
+        except Exception:
+            logger.exception("run %s: following its pod failed", job.id)
+
+    async def _run(self) -> None:
         while True:
+            # Following pods is workers' work: an API-only process (no workers) leaves them alone.
+            if isinstance(self.ctx.runner, PodRunner) and self.ctx.settings.executor_workers:
+                try:
+                    await self.reconcile_pods(self.ctx.runner)
+                except Exception:
+                    logger.exception("reconciling run pods failed")
             try:
                 count = await jobs.reap(self.ctx.sessionmaker)
                 if count:

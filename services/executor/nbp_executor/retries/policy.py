@@ -93,6 +93,7 @@ def next_attempt(job: Job, now: datetime) -> dict[str, Any] | None:
         "kernel_name": job.kernel_name,
         "timeout_seconds": job.timeout_seconds,
         "cell_timeout_seconds": job.cell_timeout_seconds,
+        "resources": job.resources,
         "tags": list(job.tags),
         "input_sha256": job.input_sha256,
         "has_parameters_cell": job.has_parameters_cell,
