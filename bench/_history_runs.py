@@ -9,6 +9,8 @@ those spread from 1 s to over an hour.
 
 from __future__ import annotations
 
+import asyncpg
+
 NOTEBOOKS = 100
 USERS = 25
 
@@ -40,3 +42,17 @@ def insert_runs_sql(count: int, days: float) -> str:
             FROM generate_series(1::bigint, {count}) AS g
         ) AS runs
     """
+
+
+async def load_runs(conn: asyncpg.Connection, count: int, days: float) -> None:
+    """Insert the runs as a restore would: the runs table's secondary indexes dropped first and built
+    again after (one sorted build each, instead of a million scattered index insertions)."""
+    indexes = await conn.fetch(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'history'"
+        " AND tablename = 'notebook_executions' AND indexname <> 'pk_notebook_executions'"
+    )
+    for index in indexes:
+        await conn.execute(f"DROP INDEX history.{index['indexname']}")
+    await conn.execute(insert_runs_sql(count, days))
+    for index in indexes:
+        await conn.execute(index["indexdef"])

@@ -26,7 +26,7 @@ from nbp_history.main import SPEC
 from nbp_history.rollups.maintain import FILL_DAILY, FILL_HOURLY
 from nbp_history.runs.cursor import Cursor
 
-from bench._history_runs import insert_runs_sql
+from bench._history_runs import load_runs
 from bench._support import embedded_postgres, env_with
 from tests.support.common import asyncpg_dsn, free_port, start_process
 
@@ -39,7 +39,7 @@ async def load(dsn: str) -> dict[str, Any]:
     conn = await asyncpg.connect(dsn)
     try:
         started = time.perf_counter()
-        await conn.execute(insert_runs_sql(RUNS, DAYS))
+        await load_runs(conn, RUNS, DAYS)
         inserted = time.perf_counter()
         await conn.execute(FILL_HOURLY)
         await conn.execute(FILL_DAILY)

@@ -15,7 +15,7 @@ from nbp_history.rollups.maintain import FILL_DAILY, FILL_HOURLY
 from sqlalchemy import event
 from sqlalchemy.engine import URL
 
-from bench._history_runs import insert_runs_sql
+from bench._history_runs import load_runs
 from tests.support.common import asyncpg_dsn, settings_for
 
 RUNS = 100_000
@@ -30,7 +30,7 @@ def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 async def test_no_list_or_stats_query_scans_the_runs_table(database_url: URL) -> None:
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
-        await conn.execute(insert_runs_sql(RUNS, days=30))
+        await load_runs(conn, RUNS, days=30)
         await conn.execute(FILL_HOURLY)
         await conn.execute(FILL_DAILY)
         await conn.execute("VACUUM ANALYZE history.notebook_executions")
