@@ -101,7 +101,12 @@ def _qualified(table: str) -> str:
 
 def _same_key(left: str, right: str) -> str:
     """SQL: the two rows have the same key, a NULL notebook_id (a run of no registered notebook) included."""
-    return " AND ".join(f"{left}.{c} IS NOT DISTINCT FROM {right}.{c}" for c in KEY.split(", "))
+    return " AND ".join(
+        f"coalesce({left}.{c}, 0) = coalesce({right}.{c}, 0)"  # hashable, unlike IS NOT DISTINCT FROM
+        if c == "notebook_id"  # ids are >= 1: 0 stands for none
+        else f"{left}.{c} = {right}.{c}"
+        for c in KEY.split(", ")
+    )
 
 
 def ended_runs_as_rows(source: str) -> str:
