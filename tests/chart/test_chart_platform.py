@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import importlib.util
 import json
@@ -380,6 +381,38 @@ def test_the_executor_reaches_the_api_server_and_no_longer_the_internet(
     assert not [r for r in policy["egress"] for peer in r.get("to", []) if "ipBlock" in peer]
     assert policy["egress"][-1] == {
         "ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]
+    }
+
+
+def _settings_fields(path: Path, cls: str) -> dict[str, ast.expr | None]:
+    """The fields of a pydantic settings class, read from its source (the chart's checks run in their own
+    environment, without the executor installed): name -> the annotation."""
+    tree = ast.parse(path.read_text())
+    (found,) = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == cls]
+    return {
+        n.target.id: n.annotation
+        for n in found.body
+        if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name) and n.target.id != "model_config"
+    }
+
+
+def test_the_executor_knows_every_setting_the_chart_passes(default: list[dict[str, Any]]) -> None:
+    executor = REPO / "services" / "executor" / "nbp_executor"
+    env = env_map(main_container(default, "executor"))
+    runner = _settings_fields(executor / "runners" / "kubernetes" / "settings.py", "KubernetesSettings")
+    passed = {
+        name.removeprefix("NBP_EXECUTOR_K8S_").lower() for name in env if name.startswith("NBP_EXECUTOR_K8S_")
+    }
+    assert passed <= set(runner), passed - set(runner)
+    assert set(runner) - passed == {"kubeconfig", "poll_seconds"}  # the tests' kubeconfig; a default
+    runner_names = next(
+        n.value
+        for n in ast.walk(ast.parse((executor / "settings.py").read_text()))
+        if isinstance(n, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "RunnerName" for t in n.targets)
+    )
+    assert env["NBP_EXECUTOR_RUNNER"] in {
+        c.value for c in ast.walk(runner_names) if isinstance(c, ast.Constant)
     }
 
 
