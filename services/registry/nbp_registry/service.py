@@ -12,7 +12,7 @@ from nbp_common.auth import Principal, ensure_acting_for, owner_scope
 from nbp_common.errors import Conflict, FieldError, Invalid, NotFound, violated_constraint
 from nbp_common.params import check_definition, check_value
 from nbp_common.paths import relative_to_owner
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -229,8 +229,10 @@ async def update_notebook(
 
 
 async def delete_notebook(session: AsyncSession, notebook_id: int, principal: Principal) -> None:
-    notebook = await get_notebook(session, notebook_id, principal, write=True)
-    await session.delete(notebook)  # its parameters go with it (ON DELETE CASCADE)
+    await get_notebook(session, notebook_id, principal, write=True)
+    # A statement, not session.delete(): the ORM would walk the lazy="raise" relationships of whatever
+    # the session's identity map still holds; the database's ON DELETE CASCADE takes the parameters.
+    await session.execute(delete(Notebook).where(Notebook.id == notebook_id))
     await session.commit()
 
 
@@ -346,6 +348,6 @@ async def update_parameter(
 
 
 async def delete_parameter(session: AsyncSession, parameter_id: int, principal: Principal) -> None:
-    parameter = await get_parameter(session, parameter_id, principal, write=True)
-    await session.delete(parameter)
+    await get_parameter(session, parameter_id, principal, write=True)
+    await session.execute(delete(Parameter).where(Parameter.id == parameter_id))
     await session.commit()
