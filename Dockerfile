@@ -6,6 +6,7 @@
 #   docker build --target executor -t notebook-platform/executor:0.1.0 .
 #   docker build --target history  -t notebook-platform/history:0.1.0 .
 #   docker build --target superset -t notebook-platform/superset:0.1.0 .   (superset-auth/requirements.lock)
+#   docker build --target notebook -t notebook-platform/notebook:0.1.0 .   (JupyterHub's servers, the run pods)
 #
 # (`make images` builds them all.) Each service gets a virtualenv built from the workspace lockfile
 # (uv.lock, `uv sync --frozen`) holding its own package and dependencies only, copied into a slim
@@ -13,6 +14,8 @@
 # workspace volume).
 
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
+# The notebook image's base: Jupyter's scipy-notebook at a date tag (docker-stacks never moves one).
+ARG NOTEBOOK_BASE_IMAGE=quay.io/jupyter/scipy-notebook:2025-03-14
 
 # --- build: uv from PyPI, then one venv per service -----------------------------------------------------
 FROM ${PYTHON_IMAGE} AS builder
@@ -103,3 +106,31 @@ ENV HOME=/tmp \
 COPY --from=build-superset /app/.venv /app/.venv
 EXPOSE 8088
 CMD ["gunicorn", "--bind=0.0.0.0:8088", "--worker-class=gthread", "--threads=8", "superset.app:create_app()"]
+
+# --- notebook: the users' image (JupyterHub's single-user servers and the executor's run pods) -------------
+# Jupyter's scipy-notebook (JupyterLab, the scientific stack, jupyterhub-singleuser) plus what the platform
+# adds: the `nbp` package with its client (SDK and command line: a notebook registers and runs itself) and
+# Papermill (the executor's run pods start it with this image's `python`). Pinned to the lockfile: the
+# build stage exports every locked version as pip constraints, so whatever the install pulls in (or
+# replaces in the base's conda environment) is the version the tests ran with. The run pods' read-only
+# root filesystem needs nothing of the image written at run time (the runner points Jupyter's and
+# IPython's runtime folders at /tmp).
+FROM builder AS build-notebook
+RUN --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=bind,source=pyproject.toml,target=/src/pyproject.toml \
+    --mount=type=bind,source=uv.lock,target=/src/uv.lock \
+    --mount=type=bind,source=services,target=/src/services,rw \
+    mkdir -p /out \
+ && uv export --frozen --no-dev --no-hashes --all-packages --all-extras --no-emit-workspace \
+      -o /out/constraints.txt \
+ && uv build --wheel --package nbp-kernel -o /out
+
+FROM ${NOTEBOOK_BASE_IMAGE} AS notebook
+# The base runs as its notebook user (jovyan, uid 1000, group 100), who owns the conda environment.
+RUN --mount=type=bind,from=build-notebook,source=/out,target=/tmp/nbp-install \
+    pip install --no-cache-dir --constraint /tmp/nbp-install/constraints.txt \
+      "$(echo /tmp/nbp-install/nbp_kernel-*.whl)[client]" papermill \
+ && python -c "import ipykernel, nbp.client, papermill" \
+ && nbp --help >/dev/null \
+ && fix-permissions "${CONDA_DIR}" \
+ && fix-permissions "/home/${NB_USER}"

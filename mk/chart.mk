@@ -143,8 +143,8 @@ test: chart-test
 KIND_CLUSTER ?= nbp
 IMAGE_PREFIX ?= notebook-platform
 IMAGE_TAG    ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' $(CHART_DIR)/Chart.yaml)
-# The three services and Superset with Authlib (Dockerfile targets).
-IMAGES       := registry executor history superset
+# The three services, Superset with Authlib and the users' notebook image (Dockerfile targets).
+IMAGES       := registry executor history superset notebook
 HELMFILE_ENV ?= kind
 E2E_URL      ?= http://nbp.localtest.me
 
@@ -159,7 +159,7 @@ kind-up: $(KIND) ## Create the kind cluster (ingress ports 80/443 mapped to loca
 kind-down: $(KIND) ## Delete the kind cluster
 	$(KIND) delete cluster --name $(KIND_CLUSTER)
 
-images: ## Build the images (one Dockerfile, a target per service, and Superset)
+images: ## Build the images (one Dockerfile, a target per service, Superset and the notebook image)
 	$(require-docker)
 	@set -e; for s in $(IMAGES); do \
 		echo "+ docker build --target $$s -t $(IMAGE_PREFIX)/$$s:$(IMAGE_TAG) ."; \

@@ -201,7 +201,7 @@ def test_service_environment_contract(default: list[dict[str, Any]]) -> None:
     assert {k: v for k, v in executor.items() if k.startswith("NBP_EXECUTOR_K8S_")} == {
         "NBP_EXECUTOR_K8S_NAMESPACE": "notebook-platform",
         "NBP_EXECUTOR_K8S_INSTANCE": RELEASE,
-        "NBP_EXECUTOR_K8S_IMAGE": "notebook-platform/executor:0.1.0",
+        "NBP_EXECUTOR_K8S_IMAGE": "notebook-platform/notebook:0.1.0",
         "NBP_EXECUTOR_K8S_IMAGE_PULL_POLICY": "Always",
         "NBP_EXECUTOR_K8S_WORKSPACE_CLAIM": "nbp-workspace",
         "NBP_EXECUTOR_K8S_CPU_REQUEST": "250m",
@@ -424,6 +424,8 @@ def test_run_pod_settings_follow_the_values(helm_template: Any) -> None:
         "--set", "executor.runPods.max.cpu=8",
         "--set", "workspace.existingClaim=team-files",
         "--set", "jupyterhub.singleuser.storage.static.pvcName=team-files",
+        "--set", "jupyterhub.singleuser.image.name=registry.example.com/notebooks",
+        "--set-string", "jupyterhub.singleuser.image.tag=2025.1",
     )  # fmt: skip
     env = env_map(main_container(docs, "executor"))
     assert env["NBP_EXECUTOR_K8S_IMAGE"] == "registry.example.com/notebooks:2025.1"
@@ -431,6 +433,44 @@ def test_run_pod_settings_follow_the_values(helm_template: Any) -> None:
     assert env["NBP_EXECUTOR_K8S_MEMORY_LIMIT"] == "3Gi"
     assert env["NBP_EXECUTOR_K8S_MAX_CPU"] == "8"
     assert env["NBP_EXECUTOR_K8S_WORKSPACE_CLAIM"] == "team-files"
+
+
+def hub_values(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The values z2jh's hub reads at start (its Secret `hub`, key values.yaml)."""
+    data: dict[str, Any] = yaml.safe_load(base64.b64decode(one(docs, "Secret", "hub")["data"]["values.yaml"]))
+    return data
+
+
+def test_servers_and_runs_use_the_notebook_image(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """JupyterHub's servers and the run pods get one image, the Dockerfile's `notebook` target (the `nbp`
+    client and Papermill on scipy-notebook): a notebook runs with the packages it was written with."""
+    for variant, docs in rendered.items():
+        run_image = env_map(main_container(docs, "executor"))["NBP_EXECUTOR_K8S_IMAGE"]
+        assert run_image == "notebook-platform/notebook:0.1.0", variant
+        if variant == "minimal":  # no JupyterHub
+            continue
+        image = hub_values(docs)["singleuser"]["image"]
+        assert f"{image['name']}:{image['tag']}" == run_image, variant
+    # what z2jh's hub does with that value: KubeSpawner's image is name:tag
+    config = one(rendered["default"], "ConfigMap", "hub")["data"]["jupyterhub_config.py"]
+    assert 'image = get_config("singleuser.image.name")' in config
+    assert 'image = f"{image}:{tag}"' in config
+    assert "c.KubeSpawner.image = image" in config
+
+
+def test_the_notebook_image_is_a_target_the_makefile_builds() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^FROM \$\{NOTEBOOK_BASE_IMAGE\} AS notebook$", dockerfile, re.MULTILINE)
+    # the base at a date tag (docker-stacks never moves one), not a moving tag such as python-3.11
+    base = re.search(r"^ARG NOTEBOOK_BASE_IMAGE=(\S+)$", dockerfile, re.MULTILINE)
+    assert base is not None
+    assert re.fullmatch(r"quay\.io/jupyter/scipy-notebook:\d{4}-\d{2}-\d{2}", base.group(1))
+    # what the install pulls in is pinned to the lockfile (constraints exported from uv.lock)
+    assert "uv export --frozen" in dockerfile
+    assert "pip install --no-cache-dir --constraint /tmp/nbp-install/constraints.txt" in dockerfile
+    images = re.search(r"^IMAGES\s*:=(.*)$", (REPO / "mk" / "chart.mk").read_text(), re.MULTILINE)
+    assert images is not None
+    assert "notebook" in images.group(1).split()
 
 
 def test_notebooks_may_reach_the_api(values: dict[str, Any]) -> None:

@@ -107,6 +107,29 @@ def test_hub_must_follow_an_existing_workspace_claim(helm_template: Any) -> None
     assert 'jupyterhub.singleuser.storage.static.pvcName must be the workspace claim "shared"' in proc.stderr
 
 
+def test_hub_must_follow_the_run_pods_image(helm_template: Any) -> None:
+    for settings, expected in (
+        (
+            ["--set", "image.registry=registry.example.com"],
+            "registry.example.com/notebook-platform/notebook:0.1.0",
+        ),
+        (["--set", "image.tag=0.2.0"], "notebook-platform/notebook:0.2.0"),
+        (["--set", "executor.runPods.image=team/notebooks:7"], "team/notebooks:7"),
+    ):
+        proc = helm_template.run(*settings)
+        assert proc.returncode != 0, settings
+        assert f'jupyterhub.singleuser.image must be the run pods\' image "{expected}"' in proc.stderr
+        # ... and the command it names is the fix
+        name, tag = expected.rsplit(":", 1)
+        fix = f"jupyterhub.singleuser.image.name={name} --set-string jupyterhub.singleuser.image.tag={tag}"
+        assert f"--set {fix}" in proc.stderr
+        helm_template.template(
+            *settings,
+            "--set", f"jupyterhub.singleuser.image.name={name}",
+            "--set-string", f"jupyterhub.singleuser.image.tag={tag}",
+        )  # fmt: skip
+
+
 def test_external_identity_provider_needs_its_urls(helm_template: Any) -> None:
     proc = helm_template.run("--set", "keycloakx.enabled=false")
     assert proc.returncode != 0

@@ -427,7 +427,7 @@ def run_pod_manifest(name: str, labels: dict[str, str]) -> dict[str, Any]:
             "containers": [
                 {
                     "name": "papermill",
-                    "image": "notebook-platform/executor:0.1.0",
+                    "image": "notebook-platform/notebook:0.1.0",
                     "command": ["python", "-m", "papermill", "report.ipynb", "out/report.ipynb"],
                     "workingDir": "/home/alice",
                     "securityContext": locked,

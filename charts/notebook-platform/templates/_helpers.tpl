@@ -152,6 +152,12 @@ always generates; `helm install/upgrade` keeps what is there.
 {{- printf "%s/%s:%s" $repo .service (.root.Values.image.tag | default .root.Chart.AppVersion) -}}
 {{- end -}}
 
+{{/* The users' image (the Dockerfile's `notebook` target): the run pods run in it, and JupyterHub's
+single-user servers must too (templates/validate.yaml), so a notebook runs where it was written. */}}
+{{- define "nbp.notebookImage" -}}
+{{- .Values.executor.runPods.image | default (include "nbp.image" (dict "root" . "service" "notebook")) -}}
+{{- end -}}
+
 {{/* Selectors of pods other components pick by label. */}}
 {{- define "nbp.keycloak.podSelector" -}}
 app.kubernetes.io/name: {{ .Values.keycloakx.nameOverride | default "keycloakx" }}
