@@ -303,6 +303,16 @@ def test_network_policies_between_services(default: list[dict[str, Any]]) -> Non
 # --- the executor's run pods (the kubernetes runner) -------------------------------------------------
 
 PRIVATE = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"]
+# networkPolicy.platformAddressEgress with its defaults: the ingress controller's pods on http and https
+PLATFORM_ADDRESS_EGRESS = {
+    "to": [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}},
+        }
+    ],
+    "ports": [{"protocol": "TCP", "port": 80}, {"protocol": "TCP", "port": 443}],
+}
 RUN_POD_SELECTOR = {"app.kubernetes.io/component": "notebook-run", "app.kubernetes.io/instance": RELEASE}
 
 
@@ -341,7 +351,7 @@ def test_run_pods_reach_dns_and_the_api_only(rendered: dict[str, list[dict[str, 
     assert policy["podSelector"] == {"matchLabels": RUN_POD_SELECTOR}
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     assert policy["ingress"] == []  # nothing connects to a run
-    dns, api, internet = policy["egress"]
+    dns, api, platform_address, internet = policy["egress"]
     assert "to" not in dns
     assert {p["port"] for p in dns["ports"]} == {53}
     assert api == {
@@ -357,8 +367,10 @@ def test_run_pods_reach_dns_and_the_api_only(rendered: dict[str, list[dict[str, 
     # the internet, as from JupyterHub: every private range is excepted, so no pod and no Service of the
     # cluster (the database, Keycloak, the hub) is reachable through it
     assert internet == {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE}}]}
+    assert platform_address == PLATFORM_ADDRESS_EGRESS
     minimal = one(rendered["minimal"], "NetworkPolicy", f"{RELEASE}-notebook-runs")["spec"]
-    assert minimal["egress"] == [dns, api]  # executor.runPods.allowInternetEgress: false
+    # executor.runPods.allowInternetEgress: false
+    assert minimal["egress"] == [dns, api, platform_address]
     # the API services let run pods in (the API is what a run may call) ...
     for name in SERVICES:
         (rule,) = one(rendered["default"], "NetworkPolicy", f"{RELEASE}-{name}")["spec"]["ingress"]
@@ -371,6 +383,41 @@ def test_run_pods_reach_dns_and_the_api_only(rendered: dict[str, list[dict[str, 
             for peer in rule.get("from", []):
                 labels = peer.get("podSelector", {}).get("matchLabels", {})
                 assert labels.get("app.kubernetes.io/component") != "notebook-run", other["metadata"]["name"]
+
+
+def test_single_user_servers_reach_the_platform_address(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """NBP_URL (the ingress) from a JupyterHub server: a policy of ours beside z2jh's adds the way to the
+    ingress controller, selecting exactly the pods z2jh's `singleuser` policy selects, egress only."""
+    ours = one(rendered["default"], "NetworkPolicy", f"{RELEASE}-singleuser-platform-address")["spec"]
+    z2jh = one(rendered["default"], "NetworkPolicy", "singleuser")["spec"]
+    assert ours["podSelector"] == z2jh["podSelector"]
+    assert ours["podSelector"] == {
+        "matchLabels": {"app": "jupyterhub", "component": "singleuser-server", "release": RELEASE}
+    }
+    assert ours["policyTypes"] == ["Egress"]  # who may connect to a server stays z2jh's policy's rule
+    assert "ingress" not in ours
+    assert ours["egress"] == [PLATFORM_ADDRESS_EGRESS]
+    # no JupyterHub, no policy for its servers
+    names = {p["metadata"]["name"] for p in by_kind(rendered["minimal"], "NetworkPolicy")}
+    assert f"{RELEASE}-singleuser-platform-address" not in names
+
+
+def test_the_platform_address_rule_follows_the_values(helm_template: Any) -> None:
+    docs = helm_template.template(
+        "--set", "networkPolicy.platformAddressEgress.ports={8443}",
+        "--set", "networkPolicy.platformAddressEgress.extraPeers[0].ipBlock.cidr=10.0.0.12/32",
+    )  # fmt: skip
+    rule = {
+        "to": [*PLATFORM_ADDRESS_EGRESS["to"], {"ipBlock": {"cidr": "10.0.0.12/32"}}],
+        "ports": [{"protocol": "TCP", "port": 8443}],
+    }
+    assert one(docs, "NetworkPolicy", f"{RELEASE}-singleuser-platform-address")["spec"]["egress"] == [rule]
+    assert rule in one(docs, "NetworkPolicy", f"{RELEASE}-notebook-runs")["spec"]["egress"]
+    closed = helm_template.template("--set", "networkPolicy.platformAddressEgress.enabled=false")
+    names = {p["metadata"]["name"] for p in by_kind(closed, "NetworkPolicy")}
+    assert f"{RELEASE}-singleuser-platform-address" not in names
+    runs = one(closed, "NetworkPolicy", f"{RELEASE}-notebook-runs")["spec"]["egress"]
+    assert not [r for r in runs for peer in r.get("to", []) if "namespaceSelector" in peer]
 
 
 def test_the_executor_reaches_the_api_server_and_no_longer_the_internet(

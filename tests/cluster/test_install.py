@@ -532,6 +532,8 @@ SELECTS = {
     f"{RELEASE}-superset-init": set(),
     f"{RELEASE}-tests": set(),
     f"{RELEASE}-notebook-runs": set(),  # the executor's run pods: test_run_pods_reach_dns_and_the_api_only
+    # JupyterHub's servers again: test_notebooks_reach_the_platform_address_through_the_ingress_controller
+    f"{RELEASE}-singleuser-platform-address": set(),
 }
 # (from, to, port): the connections the platform needs, each allowed by the destination's ingress rules
 ALLOWED = [
@@ -663,22 +665,31 @@ def test_network_policies_select_the_pods_they_claim(kube: Kube, installed: dict
 POD_ADDRESS = IPv4Network("10.244.0.7/32")
 
 
-def _peer_is(peer: dict[str, Any], labels: dict[str, str]) -> bool:
-    """Whether a NetworkPolicyPeer covers a pod of the same namespace with these labels."""
+def _peer_is(peer: dict[str, Any], labels: dict[str, str], namespace: dict[str, str] | None) -> bool:
+    """Whether a NetworkPolicyPeer covers a pod with these labels: of the policy's namespace when
+    `namespace` is None, else of the namespace with those labels."""
     if "namespaceSelector" in peer:
-        return False  # every namespaceSelector of ours names another namespace (the ingress controller's)
+        if namespace is None:
+            return False  # every namespaceSelector of ours names another namespace
+        return matches(peer["namespaceSelector"], namespace) and matches(peer.get("podSelector", {}), labels)
     if "ipBlock" in peer:
         block = peer["ipBlock"]
         excepted = any(POD_ADDRESS.subnet_of(IPv4Network(e)) for e in block.get("except", []))
         return POD_ADDRESS.subnet_of(IPv4Network(block["cidr"])) and not excepted
-    return matches(peer["podSelector"], labels)
+    return namespace is None and matches(peer["podSelector"], labels)
 
 
-def _rules_allow(rules: list[dict[str, Any]], side: str, labels: dict[str, str], port: int) -> bool:
+def _rules_allow(
+    rules: list[dict[str, Any]],
+    side: str,
+    labels: dict[str, str],
+    port: int,
+    namespace: dict[str, str] | None = None,
+) -> bool:
     for rule in rules:
         peers = rule.get(side)
         ports = rule.get("ports")
-        if (peers is None or any(_peer_is(peer, labels) for peer in peers)) and (
+        if (peers is None or any(_peer_is(peer, labels, namespace) for peer in peers)) and (
             ports is None or any(p.get("port") == port for p in ports)
         ):
             return True
@@ -686,11 +697,25 @@ def _rules_allow(rules: list[dict[str, Any]], side: str, labels: dict[str, str],
 
 
 def connects(
-    policies: list[dict[str, Any]], source: dict[str, str], destination: dict[str, str], port: int
+    policies: list[dict[str, Any]],
+    source: dict[str, str],
+    destination: dict[str, str],
+    port: int,
+    elsewhere: dict[str, str] | None = None,
 ) -> bool:
     """Kubernetes' rule: a connection between two pods (labels) of one namespace is allowed when every side
     that policies select is allowed by at least one of them (egress of the source, ingress of the
-    destination)."""
+    destination). With `elsewhere` (its namespace's labels) the destination is in another namespace, where
+    no policy selects it: only the source's egress counts."""
+    if elsewhere is not None:
+        applying = [
+            p["spec"]
+            for p in policies
+            if "Egress" in p["spec"]["policyTypes"] and matches(p["spec"]["podSelector"], source)
+        ]
+        return not applying or any(
+            _rules_allow(p.get("egress", []), "to", destination, port, elsewhere) for p in applying
+        )
     for side, selected, other, direction in (
         ("to", source, destination, "Egress"),
         ("from", destination, source, "Ingress"),
@@ -746,6 +771,48 @@ def test_run_pods_reach_dns_and_the_api_only(
     assert not connects(policies, bob, alice, 8888)
     for name, labels in others.items():
         assert not connects(policies, labels, alice, 8888), name
+
+
+def test_notebooks_reach_the_platform_address_through_the_ingress_controller(
+    kube: Kube, installed: dict[str, str], run_pods: list[dict[str, Any]]
+) -> None:
+    """NBP_URL is the ingress: from a run pod and from a JupyterHub server (the labels z2jh's `singleuser`
+    policy selects, with the chart's extra labels) the ingress controller's pods answer on http and https
+    (networkPolicy.platformAddressEgress), and nothing else of the controller's namespace, no other port,
+    and for the server still nothing private of the platform but the API."""
+    namespace = installed["default"]
+    policies = kube.items(f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies")
+    (z2jh,) = [p for p in policies if p["metadata"]["name"] == "singleuser"]
+    server = {
+        **z2jh["spec"]["podSelector"]["matchLabels"],
+        "hub.jupyter.org/username": "alice",
+        "hub.jupyter.org/network-access-hub": "true",
+        "notebook-platform/access-api": "true",
+    }
+    selecting = {p["metadata"]["name"] for p in policies if matches(p["spec"]["podSelector"], server)}
+    assert selecting == {"singleuser", f"{RELEASE}-singleuser-platform-address"}
+    # the controller's namespace as the API server labels it (helmfile installs ingress-nginx there)
+    made = kube.post("/api/v1/namespaces", {"metadata": {"name": "ingress-nginx"}})
+    assert made.status_code == 201, made.text
+    try:
+        ingress_namespace = kube.http.get("/api/v1/namespaces/ingress-nginx").json()["metadata"]["labels"]
+        controller = {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller"}
+        other = {"app.kubernetes.io/name": "default-backend"}
+        for source in (run_pods[0]["metadata"]["labels"], server):
+            for port in (80, 443):
+                assert connects(policies, source, controller, port, ingress_namespace), (source, port)
+            assert not connects(policies, source, controller, 10254, ingress_namespace)  # its metrics
+            assert not connects(policies, source, other, 443, ingress_namespace)
+            # the same labels in our namespace are not the controller
+            assert not connects(policies, source, controller, 443)
+        api = {"notebook-platform/api": "true", "app.kubernetes.io/instance": RELEASE}
+        assert connects(policies, server, api, 8000)
+        (db_policy,) = [p for p in policies if p["metadata"]["name"] == f"{RELEASE}-db"]
+        (keycloak_policy,) = [p for p in policies if p["metadata"]["name"] == f"{RELEASE}-keycloak"]
+        assert not connects(policies, server, db_policy["spec"]["podSelector"]["matchLabels"], 5432)
+        assert not connects(policies, server, keycloak_policy["spec"]["podSelector"]["matchLabels"], 8080)
+    finally:
+        kube.http.delete("/api/v1/namespaces/ingress-nginx")
 
 
 def test_pods_stay_pending_without_a_kubelet(kube: Kube, installed: dict[str, str]) -> None:

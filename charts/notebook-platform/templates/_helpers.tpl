@@ -187,6 +187,21 @@ app.kubernetes.io/instance: {{ .Release.Name }}
     {{- toYaml .Values.networkPolicy.ingressController.podSelector | nindent 4 }}
 {{- end -}}
 
+{{/* Notebooks' way to the platform's public address (NBP_URL, the ingress) when that address is inside the
+cluster's network: one egress rule, in the run pods' policy and in the single-user servers' extra one. */}}
+{{- define "nbp.platformAddressEgress" -}}
+{{- $egress := .Values.networkPolicy.platformAddressEgress -}}
+- to:
+    {{- include "nbp.ingressControllerPeer" . | nindent 4 }}
+    {{- with $egress.extraPeers }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  ports:
+    {{- range $egress.ports }}
+    - {protocol: TCP, port: {{ . }}}
+    {{- end }}
+{{- end -}}
+
 {{/* Also read by JupyterHub by its literal name: not release-prefixed (see oidcClients above). */}}
 {{- define "nbp.workspace.claim" -}}
 {{- .Values.workspace.existingClaim | default "nbp-workspace" -}}
