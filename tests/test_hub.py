@@ -32,7 +32,7 @@ from nbp_hub.keycloak_login import REFRESH_CHECK_SECONDS, REFRESH_MARGIN_SECONDS
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from websockets.sync.client import connect
 
-from tests.support.browser import CHROMIUM_FLAGS, chromium
+from tests.support.browser import keycloak_sign_in, launch_options
 from tests.support.common import free_port
 from tests.support.keycloak import LocalKeycloak, keycloak, repo_root
 
@@ -87,7 +87,7 @@ def platform(keycloak: LocalKeycloak) -> Iterator[RunningPlatform]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium(), headless=True, args=CHROMIUM_FLAGS)
+        launched = playwright.chromium.launch(**launch_options())
         yield launched
         launched.close()
 
@@ -100,9 +100,7 @@ def sign_in(browser: Browser, platform: RunningPlatform, username: str) -> tuple
     page.goto(f"{platform.hub}/hub/login")
     page.click("a#login-main, a.btn-jupyter, a[href*='oauth_login']")
     page.wait_for_url(f"{platform.keycloak.issuer}/**")
-    page.fill("#username", username)
-    page.fill("#password", platform.keycloak.user_password)
-    page.click("#kc-login")
+    keycloak_sign_in(page, username, platform.keycloak.user_password)
     return context, page
 
 

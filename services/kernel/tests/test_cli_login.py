@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import URL
 
-from tests.support.browser import CHROMIUM_FLAGS, chromium
+from tests.support.browser import keycloak_sign_in_async, launch_options
 from tests.support.keycloak import LocalKeycloak, keycloak, secured_platform
 
 __all__ = ["keycloak"]  # the session fixture, imported for pytest
@@ -59,15 +59,11 @@ async def _in_chromium(link: str, username: str, password: str, *, grant: bool) 
     except ImportError as exc:  # never a skip: say how to install it
         raise AssertionError("the playwright package is missing: run `make venv`") from exc
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=chromium(), headless=True, args=CHROMIUM_FLAGS
-        )
+        browser = await playwright.chromium.launch(**launch_options())
         try:
             page = await browser.new_page()
             await page.goto(link)
-            await page.fill("#username", username)
-            await page.fill("#password", password)
-            await page.click("#kc-login")
+            await keycloak_sign_in_async(page, username, password)
             if grant:
                 # Keycloak asks the person to grant the device access (its consent page for the device flow).
                 accept = page.locator("input[name=accept], button[name=accept]")
