@@ -44,6 +44,8 @@ def hub_config(settings: HubSettings) -> Config:
     c.JupyterHub.db_url = settings.hub_database_url
     c.JupyterHub.cookie_secret = private_file(state / "cookie_secret", 32)
     c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
+    # The proxy's pid file would otherwise land in the current folder (the checkout, for make dev).
+    c.ConfigurableHTTPProxy.pid_file = str(state / "jupyterhub-proxy.pid")
     c.JupyterHub.cleanup_servers = True  # a stopped hub stops every server it started
     keycloak_login.configure(
         c,
