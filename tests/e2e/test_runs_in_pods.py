@@ -125,6 +125,9 @@ found = {name: reach(host, port) for name, (host, port) in TARGETS.items()}
 found["nbp_env"] = sorted(k for k in os.environ if k.startswith("NBP_"))
 found["token"] = os.path.exists("/var/run/secrets/kubernetes.io/serviceaccount/token")
 found["homes"] = sorted(os.listdir("/home"))
+found["home_mounts"] = sorted(
+    line.split()[4] for line in open("/proc/self/mountinfo") if line.split()[4].startswith("/home")
+)
 found["workspace_root"] = os.path.exists("/workspace")
 with open(RESULT, "w") as out:
     json.dump(found, out)
@@ -158,7 +161,10 @@ def test_a_run_reaches_dns_and_the_api_only(
         assert found[name].startswith("no:"), (name, found[name])
     assert found["nbp_env"] == []
     assert found["token"] is False
-    assert found["homes"] == [username]
+    # the only home mounted is the owner's; the notebook image's own user (docker-stacks' jovyan) keeps
+    # its empty home from the image, on the read-only root filesystem
+    assert found["home_mounts"] == [f"/home/{username}"]
+    assert set(found["homes"]) <= {username, "jovyan"}, found["homes"]
     assert found["workspace_root"] is False
 
 
