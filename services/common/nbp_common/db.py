@@ -7,12 +7,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, TypeVar
 
+import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy import Dialect, MetaData, String, TypeDecorator, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, PoolProxiedConnection
-from sqlalchemy.util import memoized_property
+from sqlalchemy.util import greenlet_spawn, memoized_property
 from sqlalchemy.util.queue import AsyncAdaptedQueue, QueueCommon
 
 from nbp_common.events import ExecutionStatus
@@ -136,8 +137,36 @@ class Database:
         )
         self.autocommit_sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
+    def driver_connection(self) -> DriverConnection:
+        """``async with database.driver_connection() as connection``: asyncpg's own, from the pool."""
+        return DriverConnection(self.engine)
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class DriverConnection:
+    """A pooled connection as asyncpg's own, for a hot path that is one plain SQL statement: the same
+    pool (and its fair hand-off) as the sessions, without an ORM session around it, which costs several
+    times the statement itself (bench/registry_throughput.py). Use it as ``async with``; the connection
+    rests in autocommit, so each statement commits on its own."""
+
+    __slots__ = ("_engine", "_fairy")
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._fairy: PoolProxiedConnection | None = None
+
+    async def __aenter__(self) -> asyncpg.Connection[Any]:
+        self._fairy = await self._engine.raw_connection()
+        connection: asyncpg.Connection[Any] = self._fairy.driver_connection
+        return connection
+
+    async def __aexit__(self, *_exc: object) -> None:
+        fairy, self._fairy = self._fairy, None
+        if fairy is not None:
+            # In a greenlet: a connection left mid-statement (a cancelled request) is closed on return.
+            await greenlet_spawn(fairy.close)
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -154,5 +183,12 @@ async def get_autocommit_session(request: Request) -> AsyncIterator[AsyncSession
         yield session
 
 
+async def get_database(request: Request) -> Database:
+    # async: FastAPI would run a plain function in a worker thread, on every request.
+    database: Database = request.app.state.database
+    return database
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 AutocommitSessionDep = Annotated[AsyncSession, Depends(get_autocommit_session)]
+DatabaseDep = Annotated[Database, Depends(get_database)]

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from nbp_common.api import IdPath, PageDep, with_total
 from nbp_common.auth import Reader, Writer, ensure_acting_for, owner_scope
-from nbp_common.db import AutocommitSessionDep, SessionDep
+from nbp_common.db import AutocommitSessionDep, DatabaseDep, SessionDep
 from nbp_common.errors import ErrorBody
 
 from nbp_registry import service
@@ -32,9 +32,9 @@ parameters = APIRouter(prefix="/db/parameters", tags=["parameters"])
 
 
 @notebooks.post("", status_code=status.HTTP_201_CREATED, response_model=NotebookOut, responses=_409)
-async def create_notebook(body: NotebookCreate, session: AutocommitSessionDep, caller: Writer) -> Response:
+async def create_notebook(body: NotebookCreate, database: DatabaseDep, caller: Writer) -> Response:
     """Register a notebook (its file is relative to the user's workspace folder)."""
-    created = await service.create_notebook_json(session, body, caller)
+    created = await service.create_notebook_json(database, body, caller)
     return Response(created, status_code=status.HTTP_201_CREATED, media_type="application/json")
 
 
@@ -66,9 +66,9 @@ async def list_user_notebooks(
 
 
 @notebooks.get("/{id}", response_model=NotebookDetail, responses=_404)
-async def get_notebook(id: IdPath, session: AutocommitSessionDep, caller: Reader) -> Response:
+async def get_notebook(id: IdPath, database: DatabaseDep, caller: Reader) -> Response:
     """A notebook with its parameter definitions."""
-    detail = await service.get_notebook_detail_json(session, id, caller)
+    detail = await service.get_notebook_detail_json(database, id, caller)
     return Response(detail, media_type="application/json")
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 from nbp_common.api import Page
 from nbp_common.auth import Principal, ensure_acting_for, owner_scope
+from nbp_common.db import Database
 from nbp_common.errors import Conflict, FieldError, Invalid, NotFound, violated_constraint
 from nbp_common.params import check_definition, check_value
 from nbp_common.paths import relative_to_owner
@@ -172,38 +173,32 @@ _CREATE_NOTEBOOK_SQL = f"""
 """
 
 
-async def _asyncpg(session: AsyncSession) -> Any:
-    """The session's connection as asyncpg's own, for the statements above."""
-    connection = (await (await session.connection()).get_raw_connection()).driver_connection
-    assert connection is not None  # a pooled connection that is checked out always has one
-    return connection
-
-
-async def get_notebook_detail_json(session: AsyncSession, notebook_id: int, principal: Principal) -> str:
+async def get_notebook_detail_json(database: Database, notebook_id: int, principal: Principal) -> str:
     """The notebook with its parameters, as the JSON text of a ``NotebookDetail`` (if the caller may
     see it: another user's notebook is answered as if it did not exist)."""
-    body = await (await _asyncpg(session)).fetchval(NOTEBOOK_DETAIL_SQL, notebook_id, owner_scope(principal))
+    async with database.driver_connection() as connection:
+        body = await connection.fetchval(NOTEBOOK_DETAIL_SQL, notebook_id, owner_scope(principal))
     if body is None:
         raise NotFound(f"notebook {notebook_id} does not exist")
     return str(body)
 
 
-async def create_notebook_json(session: AsyncSession, data: NotebookCreate, principal: Principal) -> str:
+async def create_notebook_json(database: Database, data: NotebookCreate, principal: Principal) -> str:
     """Register a notebook; the JSON text of the ``NotebookOut`` stored."""
     ensure_acting_for(principal, data.username)
     file_path = relative_to_owner(data.file_path, data.username, "file_path")
-    connection = await _asyncpg(session)
     try:
-        # json/jsonb parameters are JSON text with the codecs SQLAlchemy's dialect gives its connections.
-        body = await connection.fetchval(
-            _CREATE_NOTEBOOK_SQL,
-            data.name,
-            data.description,
-            file_path,
-            data.username,
-            json.dumps(data.tags),
-            json.dumps(data.metadata),
-        )
+        async with database.driver_connection() as connection:
+            # json/jsonb parameters are JSON text with the codecs SQLAlchemy's dialect gives its connections.
+            body = await connection.fetchval(
+                _CREATE_NOTEBOOK_SQL,
+                data.name,
+                data.description,
+                file_path,
+                data.username,
+                json.dumps(data.tags),
+                json.dumps(data.metadata),
+            )
     except asyncpg.UniqueViolationError as exc:
         raise _conflict(exc.constraint_name) from exc
     return str(body)

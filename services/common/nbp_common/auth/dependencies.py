@@ -165,11 +165,11 @@ async def get_authenticator(request: Request) -> Authenticator:
 
 
 async def current_principal(
-    request: Request,
-    authenticator: Authenticator = Depends(get_authenticator),
-    _declared: HTTPAuthorizationCredentials | None = Security(bearer_scheme),
+    request: Request, _declared: HTTPAuthorizationCredentials | None = Security(bearer_scheme)
 ) -> Principal:
     """The caller: 401 (with ``WWW-Authenticate``) without a valid access token."""
+    # The authenticator is looked up here rather than injected: a dependency fewer on every request.
+    authenticator = await get_authenticator(request)
     server = request.scope.get("server")
     local_address = server[0] if server else None
     return await authenticator.authenticate(request.headers.get("Authorization"), local_address=local_address)
