@@ -70,6 +70,8 @@ class Job(Base):
     # The CPU and memory the run asked for (the kubernetes runner's pod; None: the defaults).
     resources: Mapped[dict[str, str] | None] = mapped_column(JSONB(none_as_null=True))
     tags: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
+    # The owner's realm groups when the run was submitted (the history's and the dashboards' "by group").
+    owner_groups: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
     input_sha256: Mapped[str | None] = mapped_column(String(64))
     has_parameters_cell: Mapped[bool | None] = mapped_column(Boolean)
     # A run a schedule started: its schedule and nominal fire time (None for "run now").

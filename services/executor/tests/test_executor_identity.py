@@ -5,9 +5,11 @@ reports to the history with its own service account's token (history refuses any
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from nbp_common.events import TERMINAL
 from sqlalchemy.engine import URL
 
 from tests.support.executor import write_notebook
@@ -27,6 +29,16 @@ async def secured(
     workspace = tmp_path_factory.mktemp("secured-workspace")
     async with secured_platform(keycloak, database_url, workspace, monkeypatch) as url:
         yield url, str(workspace)
+
+
+async def ended_record(client: httpx.AsyncClient, run_id: int, headers: dict[str, str]) -> dict[str, Any]:
+    """The history's record of a run once it has ended (the outbox relays it within seconds)."""
+    for _ in range(300):
+        record: dict[str, Any] = (await client.get(f"/db/executions/{run_id}", headers=headers)).json()
+        if record.get("status") in TERMINAL:
+            return record
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"run {run_id} has not ended in the history: {record}")
 
 
 async def test_runs_belong_to_their_owner(secured: tuple[str, str], keycloak: LocalKeycloak) -> None:
@@ -70,14 +82,12 @@ async def test_runs_belong_to_their_owner(secured: tuple[str, str], keycloak: Lo
         assert run.json()["status"] == "completed"
         run_id = run.json()["id"]
 
-        # History gets the record through the executor's service account (relayed from its outbox).
-        for _ in range(300):
-            record = (await client.get(f"/db/executions/{run_id}", headers=alice)).json()
-            if record.get("status") == "completed":
-                break
-            await asyncio.sleep(0.1)
+        # History gets the record through the executor's service account (relayed from its outbox),
+        # with the owner's realm groups as her token named them when she submitted it.
+        record = await ended_record(client, run_id, alice)
         assert record["status"] == "completed"
         assert [(r["name"], r["value_numeric"]) for r in record["results"]] == [("square", 49.0)]
+        assert record["owner_groups"] == ["data-scientists"]
         forged = await client.post(
             "/internal/events",
             json={
@@ -103,6 +113,12 @@ async def test_runs_belong_to_their_owner(secured: tuple[str, str], keycloak: Lo
         assert names == ["square.ipynb"]
         assert [r["id"] for r in (await client.get("/db/executions", headers=dana)).json()] == [run_id]
         assert (await client.get("/db/executions", headers=bob)).json() == []
+
+        # An admin's run in alice's name does not carry the admin's groups as if they were alice's.
+        for_alice = await client.post("/execute", json={"notebook_id": notebook_id}, headers=dana)
+        assert for_alice.status_code == 200, for_alice.text
+        record = await ended_record(client, for_alice.json()["id"], dana)
+        assert (record["username"], record["owner_groups"]) == ("alice", [])
 
 
 async def test_schedules_belong_to_their_owner(secured: tuple[str, str], keycloak: LocalKeycloak) -> None:

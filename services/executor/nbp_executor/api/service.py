@@ -76,6 +76,12 @@ class CheckedRun:
     kernel_name: str
 
 
+def owner_groups(principal: Principal, owner: str) -> list[str]:
+    """The run owner's realm groups, as the caller's token names them: known only when the owner is the
+    caller (an admin or a service acting for someone has its own groups, not the owner's)."""
+    return sorted(principal.groups) if principal.username == owner else []
+
+
 async def run_target(rt: ExecutorRuntime, request: RunRequest, principal: Principal) -> Target:
     """The run's owner (a registered notebook's, or the request's) and notebook; 403/404 otherwise."""
     notebook: dict[str, Any] | None = None
@@ -183,6 +189,7 @@ async def submit(
         "cell_timeout_seconds": cell_timeout,
         "resources": request.resources.model_dump(exclude_none=True) if request.resources else None,
         "tags": list(request.tags),
+        "owner_groups": owner_groups(principal, username),
         "input_sha256": info.sha256,
         "has_parameters_cell": info.has_parameters_cell,
         "cancel_requested": False,

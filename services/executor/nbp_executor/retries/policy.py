@@ -95,6 +95,7 @@ def next_attempt(job: Job, now: datetime) -> dict[str, Any] | None:
         "cell_timeout_seconds": job.cell_timeout_seconds,
         "resources": job.resources,
         "tags": list(job.tags),
+        "owner_groups": list(job.owner_groups),
         "input_sha256": job.input_sha256,
         "has_parameters_cell": job.has_parameters_cell,
         "cancel_requested": False,
