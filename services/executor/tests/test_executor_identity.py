@@ -150,6 +150,12 @@ async def test_schedules_belong_to_their_owner(secured: tuple[str, str], keycloa
         mine = await client.post("/schedules", json=body, headers=alice)
         assert mine.status_code == 201, mine.text
         schedule_id = mine.json()["id"]
+        # Its runs record alice's groups, as her token named them when she made the schedule.
+        assert mine.json()["owner_groups"] == ["data-scientists"]
+        started = await client.post(f"/schedules/{schedule_id}/run-now", headers=alice)
+        assert started.status_code == 202, started.text
+        record = await ended_record(client, started.json()["id"], alice)
+        assert (record["schedule_id"], record["owner_groups"]) == (schedule_id, ["data-scientists"])
         for method, path in [
             ("GET", f"/schedules/{schedule_id}"),
             ("PATCH", f"/schedules/{schedule_id}"),

@@ -86,6 +86,7 @@ async def add_schedule(db: Database, after: datetime, **values: object) -> int:
         timezone=values.pop("timezone", "Europe/Berlin"),
         parameters={},
         run_parameters={},
+        owner_groups=["data-scientists"],
         **values,
     )
     schedule.next_fire_at = first_fire(schedule, after)
@@ -132,6 +133,7 @@ async def test_berlin_0230_on_both_change_days_fires_once_each(database: Databas
     assert berlin(fire_time) == "2027-03-28T03:00:00+02:00"
     [job] = await jobs_of(database, spring)
     assert (outcome, job_id, job.fire_time, job.status) == ("queued", job.id, fire_time, "queued")
+    assert job.owner_groups == ["data-scientists"]  # the schedule owner's, captured with the schedule
     assert await next_fire_at(database, spring) == utc(2027, 3, 29, 0, 30)
     async with database.sessionmaker() as session, session.begin():
         (await session.get_one(Schedule, spring)).enabled = False

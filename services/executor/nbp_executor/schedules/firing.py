@@ -62,6 +62,7 @@ def job_values(
         "timeout_seconds": schedule.timeout_seconds or settings.executor_default_timeout_seconds,
         "cell_timeout_seconds": settings.executor_default_cell_timeout_seconds,
         "tags": [],
+        "owner_groups": list(schedule.owner_groups),
         "cancel_requested": False,
         "cells_done": 0,
         "results": [],

@@ -86,6 +86,9 @@ class Schedule(Base):
     retry_max: Mapped[int] = mapped_column(Integer, server_default="0")
     retry_backoff_seconds: Mapped[float] = mapped_column(Double, server_default="60")
     retry_on: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
+    # The owner's realm groups, which its runs record (jobs.owner_groups): captured from the owner's own
+    # token when they create or change the schedule; none when an admin acts for them.
+    owner_groups: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
     # The next fire time not yet claimed (UTC); None while disabled.
     next_fire_at: Mapped[datetime | None] = mapped_column(TIMESTAMP(timezone=True))
     created_at: Mapped[datetime] = mapped_column(TIMESTAMP(timezone=True), server_default=func.now())

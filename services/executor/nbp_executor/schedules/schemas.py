@@ -99,6 +99,10 @@ class ScheduleOut(BaseModel):
         description="What a fire does while `max_concurrent` runs are still queued or running: skip."
     )
     retry: RetryPolicy
+    owner_groups: list[str] = Field(
+        description="The owner's realm groups its runs record, from the owner's token when they created or "
+        "last changed the schedule (none when an admin made it for them)."
+    )
     next_fire_at: datetime | None = Field(description="The next fire time (UTC); null while paused.")
     created_at: datetime
     updated_at: datetime

@@ -89,6 +89,7 @@ async def create(
         description=body.description,
         catch_up=body.catch_up.value,
         max_concurrent=body.max_concurrent,
+        owner_groups=service.owner_groups(principal, checked.username),
         **retries.columns(body.retry),
     )
     schedule.next_fire_at = firing.first_fire(schedule, firing.utcnow()) if body.enabled else None
@@ -145,6 +146,8 @@ async def update(
     )
     resumed = changes.get("enabled") is True and not schedule.enabled
     schedule.cron = cron
+    if principal.username == schedule.username:
+        schedule.owner_groups = service.owner_groups(principal, schedule.username)
     for name in ("timezone", "enabled", "description", "max_concurrent", "timeout_seconds"):
         if name in changes:
             setattr(schedule, name, changes[name])
