@@ -26,6 +26,13 @@ class Load:
     rps: float
     p50_ms: float
     p99_ms: float
+    total: int = 0  # every request answered, the load generator's warm-up included
+    server_cpu_seconds: float = 0.0  # the server process's CPU time over the whole drive, when asked
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        """The server's CPU per request: what it costs, whatever share of the machine it was given."""
+        return 1000 * self.server_cpu_seconds / self.total if self.total else 0.0
 
 
 @contextmanager
@@ -52,16 +59,35 @@ def loadgen() -> Path:
     return binary
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def drive(
-    url: str, *, method: str = "GET", body: str = "", clients: int = 32, seconds: float = 10, **extra: Any
+    url: str,
+    *,
+    method: str = "GET",
+    body: str = "",
+    clients: int = 32,
+    seconds: float = 10,
+    server_pid: int | None = None,
+    **extra: Any,
 ) -> Load:
+    """Drive ``url`` with the load generator; with ``server_pid``, also the CPU that server spent on it
+    (on a shared machine requests per second follow the share of the cores a server gets; its CPU per
+    request does not)."""
     command = [str(loadgen()), "-url", url, "-method", method, "-c", str(clients), "-d", f"{seconds}s"]
     if body:
         command += ["-body", body]
     for key, value in extra.items():
         command += [f"-{key}", str(value)]
+    cpu_before = process_cpu_seconds(server_pid) if server_pid is not None else 0.0
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return Load(**{k: v for k, v in json.loads(output).items() if k in Load.__dataclass_fields__})
+    cpu = process_cpu_seconds(server_pid) - cpu_before if server_pid is not None else 0.0
+    fields = {k: v for k, v in json.loads(output).items() if k in Load.__dataclass_fields__}
+    return Load(**fields, server_cpu_seconds=cpu)
 
 
 def env_with(**values: str) -> dict[str, str]:

@@ -4,7 +4,8 @@ handlers, a psycopg2 session per request, one uvicorn worker), side by side in o
 PostgreSQL; plus a raw asyncpg loop running the GET's queries, the ceiling of what any server could do.
 
 Targets (issue 10): ours >= 3x the baseline's requests per second, and a p99 at most half the baseline's,
-on GET and on POST.
+on GET and on POST. Each row also gives the server's CPU per request, which, unlike requests per second,
+does not depend on the share of a busy machine's cores the server is given.
 """
 
 from __future__ import annotations
@@ -106,18 +107,26 @@ def main() -> None:
                 health_path="/docs",
             )
             notebook_id = seed_notebook(ours.url)
-            servers = {"baseline": baseline.url, "ours": ours.url}
+            servers = {"baseline": baseline, "ours": ours}
             results: dict[tuple[str, str], list[Load]] = {}
             for round_number in range(ROUNDS):
-                for name, base in servers.items():
-                    get = drive(f"{base}/db/notebooks/{notebook_id}", clients=CLIENTS, seconds=SECONDS)
+                for name, server in servers.items():
+                    base, pid = server.url, server.process.pid
+                    get = drive(
+                        f"{base}/db/notebooks/{notebook_id}", clients=CLIENTS, seconds=SECONDS, server_pid=pid
+                    )
                     run = f"{name}-{round_number}"
                     body = (
                         f'{{"name": "{run}-%d", "file_path": "bench/{run}-%d.ipynb",'
                         ' "username": "bench", "tags": ["x"], "metadata": {"k": 1}}'
                     )
                     post = drive(
-                        f"{base}/db/notebooks", method="POST", body=body, clients=CLIENTS, seconds=SECONDS
+                        f"{base}/db/notebooks",
+                        method="POST",
+                        body=body,
+                        clients=CLIENTS,
+                        seconds=SECONDS,
+                        server_pid=pid,
                     )
                     results.setdefault(("GET", name), []).append(get)
                     results.setdefault(("POST", name), []).append(post)
@@ -128,7 +137,10 @@ def main() -> None:
                 baseline.stop()
 
     print(f"{CLIENTS} concurrent clients, {SECONDS}s per measurement, best of {ROUNDS} alternating rounds")
-    print(f"{'endpoint':<28}{'server':<10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    print(
+        f"{'endpoint':<28}{'server':<10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}"
+        f"{'CPU ms/req':>12}"
+    )
     verdicts = []
     for method, path in (("GET", "/db/notebooks/{id}"), ("POST", "/db/notebooks")):
         rows = {name: best(results[(method, name)]) for name in ("baseline", "ours")}
@@ -140,6 +152,11 @@ def main() -> None:
         verdicts.append(ratio >= RPS_TARGET and p99_ratio <= P99_TARGET and mine.errors == 0)
         print(f"  -> ours / baseline: {ratio:.2f}x req/s (target >= {RPS_TARGET:g}x)")
         print(
+            f"  -> server CPU per request: ours {mine.cpu_ms_per_request:.2f} ms, baseline"
+            f" {theirs.cpu_ms_per_request:.2f} ms: {theirs.cpu_ms_per_request / mine.cpu_ms_per_request:.2f}x"
+            " less (what req/s becomes when both get the same share of the cores)"
+        )
+        print(
             f"  -> p99: ours {mine.p99_ms:.1f} ms, baseline {theirs.p99_ms:.1f} ms:"
             f" {p99_ratio:.2f}x (target <= {P99_TARGET:g}x)"
         )
@@ -150,4 +167,8 @@ def main() -> None:
 
 
 def print_row(label: str, server: str, load: Load) -> None:
-    print(f"{label:<28}{server:<10}{load.rps:>10.0f}{load.p50_ms:>10.1f}{load.p99_ms:>10.1f}{load.errors:>8}")
+    cpu = f"{load.cpu_ms_per_request:.2f}" if load.server_cpu_seconds else "-"
+    print(
+        f"{label:<28}{server:<10}{load.rps:>10.0f}{load.p50_ms:>10.1f}{load.p99_ms:>10.1f}{load.errors:>8}"
+        f"{cpu:>12}"
+    )

@@ -20,6 +20,7 @@ import (
 
 type result struct {
 	Requests int64   `json:"requests"`
+	Total    int64   `json:"total"` // every request answered, the warm-up's too
 	Errors   int64   `json:"errors"`
 	Seconds  float64 `json:"seconds"`
 	RPS      float64 `json:"rps"`
@@ -44,7 +45,7 @@ func main() {
 	transport := &http.Transport{MaxIdleConns: *clients, MaxIdleConnsPerHost: *clients, MaxConnsPerHost: *clients}
 	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
 
-	var counter, requests, errors int64
+	var counter, requests, errors, total int64
 	var measuring atomic.Bool
 	latencies := make([][]time.Duration, *clients)
 	stop := make(chan struct{})
@@ -78,6 +79,7 @@ func main() {
 					resp.Body.Close()
 					ok = (*expect == 0 && resp.StatusCode/100 == 2) || resp.StatusCode == *expect
 				}
+				atomic.AddInt64(&total, 1)
 				if measuring.Load() {
 					atomic.AddInt64(&requests, 1)
 					if !ok {
@@ -108,6 +110,6 @@ func main() {
 		}
 		return float64(all[int(p*float64(len(all)-1))].Microseconds()) / 1000
 	}
-	out := result{Requests: requests, Errors: errors, Seconds: elapsed, RPS: float64(requests) / elapsed, P50ms: pct(0.50), P99ms: pct(0.99)}
+	out := result{Requests: requests, Total: atomic.LoadInt64(&total), Errors: errors, Seconds: elapsed, RPS: float64(requests) / elapsed, P50ms: pct(0.50), P99ms: pct(0.99)}
 	json.NewEncoder(os.Stdout).Encode(out)
 }

@@ -21,6 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("nbp_request_id", default=None)
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_log = logging.getLogger("nbp.access")
+# One encoder for every line: json.dumps with options builds a new one per call.
+_encode_line = json.JSONEncoder(default=str, ensure_ascii=False).encode
 
 
 def current_request_id() -> str | None:
@@ -45,7 +47,7 @@ class JsonFormatter(logging.Formatter):
             entry.update(extra)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return _encode_line(entry)
 
 
 def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:

@@ -164,15 +164,19 @@ async def get_authenticator(request: Request) -> Authenticator:
     return default_authenticator()
 
 
-async def current_principal(
-    request: Request, _declared: HTTPAuthorizationCredentials | None = Security(bearer_scheme)
-) -> Principal:
-    """The caller: 401 (with ``WWW-Authenticate``) without a valid access token."""
-    # The authenticator is looked up here rather than injected: a dependency fewer on every request.
+async def _authenticate(request: Request) -> Principal:
+    # The authenticator is looked up, not injected: a dependency fewer on every request.
     authenticator = await get_authenticator(request)
     server = request.scope.get("server")
     local_address = server[0] if server else None
     return await authenticator.authenticate(request.headers.get("Authorization"), local_address=local_address)
+
+
+async def current_principal(
+    request: Request, _declared: HTTPAuthorizationCredentials | None = Security(bearer_scheme)
+) -> Principal:
+    """The caller: 401 (with ``WWW-Authenticate``) without a valid access token."""
+    return await _authenticate(request)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
@@ -192,7 +196,12 @@ def require_principal(permission: Permission = "read") -> Callable[..., Awaitabl
     endpoint's rule: :meth:`Principal.may_read` / :meth:`Principal.may_write`.
     """
 
-    async def dependency(principal: CurrentPrincipal) -> Principal:
+    # One dependency that authenticates and checks the role, rather than one on top of
+    # current_principal: FastAPI solves each dependency level on every request.
+    async def dependency(
+        request: Request, _declared: HTTPAuthorizationCredentials | None = Security(bearer_scheme)
+    ) -> Principal:
+        principal = await _authenticate(request)
         allowed = {
             "authenticated": True,
             "read": principal.can_read,
