@@ -107,19 +107,24 @@ def _refuse_remote_when_unchecked(local_address: str | None) -> None:
     ``uvicorn --host 0.0.0.0`` directly): the ASGI server reports the local address the connection came
     in on. In-process test transports report a host name, not an address, and pass.
     """
-    if local_address is None:
+    if local_address is None or not _is_remote_address(local_address):
         return
+    logger.error("NBP_AUTH=none: refused a request that arrived on %s, which is not loopback", local_address)
+    raise HTTPException(
+        status_code=401,
+        detail="authentication is off on this server (NBP_AUTH=none); it answers on loopback only",
+        headers=_challenge(None),
+    )
+
+
+# A server listens on a handful of addresses: each is parsed once, not on every request.
+@functools.lru_cache(maxsize=64)
+def _is_remote_address(local_address: str) -> bool:
     try:
         address = ipaddress.ip_address(local_address.strip("[]"))
     except ValueError:
-        return
-    if not address.is_loopback:
-        logger.error("NBP_AUTH=none: refused a request that arrived on %s, which is not loopback", address)
-        raise HTTPException(
-            status_code=401,
-            detail="authentication is off on this server (NBP_AUTH=none); it answers on loopback only",
-            headers=_challenge(None),
-        )
+        return False
+    return not address.is_loopback
 
 
 def install_auth(
