@@ -23,8 +23,6 @@ VERSION = "1.0.0"
 DATABASE_NAME = "Platform history"
 DATABASE_FILE = "databases/platform_history.yaml"
 SCHEMA = "history"
-TERMINAL_FAILURES = "('failed', 'timed_out')"
-FINISHED = "('completed', 'failed', 'cancelled', 'timed_out')"
 
 
 def fixed_uuid(kind: str, name: str) -> str:
@@ -60,7 +58,7 @@ class Dataset:
     description: str
     columns: tuple[Column, ...]
     metrics: tuple[Metric, ...]
-    main_dttm_col: str
+    main_dttm_col: str | None
     sql: str | None = None  # None: the table SCHEMA.name itself
 
     @property
@@ -122,8 +120,171 @@ class Dataset:
         }
 
 
-COUNT = Metric("runs", "COUNT(*)", "Runs")
-RUN_TIME_HOURS = Metric("run_time_hours", "SUM(execution_time_seconds) / 3600.0", "Run time (hours)", ".2f")
+# The datasets, and which of the history's tables each reads (each chart's query at a million runs is
+# measured by bench/superset_charts.py):
+#   run_counts          the daily rollups (ended runs per day, notebook, user and status) and the runs
+#                       still queued or running (a partial index): thousands of rows, not a million
+#   notebook_durations  the last 30 days of the daily rollups' duration histograms: p50/p95 within 4.4%
+#   run_groups          the daily rollups, once per group of the runs' owner (the owner's latest run's
+#                       groups: one index probe per user)
+#   notebook_executions the runs table itself, only for the newest failures (an index range)
+#   run_results         the recorded results, the newest runs' first (an index range)
+
+ENDED = "('completed', 'failed', 'cancelled', 'timed_out')"
+FAILURES = ("failed", "timed_out")
+ROLLUPS = f"{SCHEMA}.execution_rollups_daily"
+RUNS_TABLE = f"{SCHEMA}.notebook_executions"
+NOT_REGISTERED = "(not registered)"
+NO_GROUP = "(no group)"
+# The duration histograms' buckets (nbp_history/rollups/histogram.py, checked against it by a test): bucket
+# b holds [1 ms * 2^((b-1)/8), 1 ms * 2^(b/8)); a percentile in it is answered with its geometric middle.
+SMALLEST_SECONDS = 0.001
+BUCKETS_PER_DOUBLING = 8
+# The durations' window: the last 30 days (today included), whatever the history's length.
+RECENT_DAYS = 30
+RECENT_DAYS_START = f"date_trunc('day', now(), 'UTC') - interval '{RECENT_DAYS - 1} days'"
+
+
+def in_list(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(f"'{value}'" for value in values) + ")"
+
+
+def bucket_seconds(bucket: str) -> str:
+    """SQL: the duration a percentile falling in ``bucket`` (an SQL integer) is answered with."""
+    return f"{SMALLEST_SECONDS} * power(2.0::float8, ({bucket} - 0.5) / {BUCKETS_PER_DOUBLING})"
+
+
+def percentile_seconds(fraction: float) -> str:
+    """SQL aggregate over a notebook's buckets (``bucket``, runs ``seen`` up to it, ``total``): the
+    nearest-rank percentile, the first bucket that holds the run of that rank."""
+    return bucket_seconds(f"MIN(bucket) FILTER (WHERE seen >= CEIL({fraction} * total))")
+
+
+def notebook_label(name: str = "notebook_name") -> str:
+    return f"COALESCE({name}, '{NOT_REGISTERED}')"
+
+
+RUN_COUNT = Metric("runs", "SUM(runs)", "Runs")
+FAILED_RUNS = f"SUM(runs) FILTER (WHERE status IN {in_list(FAILURES)})"
+ENDED_RUNS = f"NULLIF(SUM(runs) FILTER (WHERE status IN {ENDED}), 0)"
+RUN_TIME_HOURS = Metric("run_time_hours", "SUM(execution_time_sum) / 3600.0", "Run time (hours)", ".2f")
+DAY = Column("period_start", "TIMESTAMP WITH TIME ZONE", is_dttm=True, label="Day (UTC)")
+USER = Column("username", "VARCHAR(255)", label="User")
+STATUS = Column("status", "VARCHAR(16)", label="Status")
+
+RUN_COUNTS = Dataset(
+    name="run_counts",
+    description=(
+        "Runs per day (UTC, of queued_at), notebook, user and status: the history's daily rollups of ended "
+        "runs (runs removed by retention still counted) and the runs still queued or running."
+    ),
+    main_dttm_col="period_start",
+    sql=(
+        "SELECT period_start, notebook_id, notebook_name, username, status, runs, timed_runs,\n"
+        "       execution_time_sum\n"
+        f"FROM {ROLLUPS}\n"
+        "UNION ALL\n"
+        "SELECT date_trunc('day', queued_at, 'UTC'), notebook_id, notebook_name, username, status, 1, 0, 0\n"
+        f"FROM {RUNS_TABLE}\n"
+        "WHERE status IN ('queued', 'running')"
+    ),
+    columns=(
+        DAY,
+        Column("notebook_id", "BIGINT"),
+        Column("notebook_name", "VARCHAR(255)"),
+        Column("notebook", "VARCHAR", expression=notebook_label(), label="Notebook"),
+        USER,
+        STATUS,
+        Column("runs", "BIGINT"),
+        Column("timed_runs", "BIGINT"),
+        Column("execution_time_sum", "DOUBLE PRECISION"),
+    ),
+    metrics=(
+        RUN_COUNT,
+        Metric(
+            "success_rate",
+            f"(SUM(runs) FILTER (WHERE status = 'completed'))::float / {ENDED_RUNS}",
+            "Success rate",
+            ".1%",
+        ),
+        Metric("failures", f"COALESCE({FAILED_RUNS}, 0)", "Failures (failed, timed out)"),
+        Metric("failure_rate", f"{FAILED_RUNS}::float / {ENDED_RUNS}", "Failure rate", ".1%"),
+        RUN_TIME_HOURS,
+    ),
+)
+
+NOTEBOOK_DURATIONS = Dataset(
+    name="notebook_durations",
+    description=(
+        f"Each notebook's p50 and p95 duration over the last {RECENT_DAYS} days' ended runs, read from the "
+        "daily rollups' histograms (nearest rank, within 4.4% of the exact value)."
+    ),
+    main_dttm_col=None,
+    sql=(
+        "WITH buckets AS (\n"
+        "    SELECT d.notebook_id, h.key::int AS bucket, SUM(h.value::bigint) AS runs\n"
+        f"    FROM {ROLLUPS} AS d CROSS JOIN LATERAL jsonb_each(d.duration_histogram) AS h\n"
+        f"    WHERE d.period_start >= {RECENT_DAYS_START}\n"
+        "    GROUP BY d.notebook_id, h.key::int\n"
+        "), ranked AS (\n"
+        "    SELECT notebook_id, bucket,\n"
+        "           SUM(runs) OVER (PARTITION BY notebook_id ORDER BY bucket) AS seen,\n"
+        "           SUM(runs) OVER (PARTITION BY notebook_id) AS total\n"
+        "    FROM buckets\n"
+        "), percentiles AS (\n"
+        "    SELECT notebook_id, MAX(total)::bigint AS timed_runs,\n"
+        f"           {percentile_seconds(0.5)} AS p50_seconds,\n"
+        f"           {percentile_seconds(0.95)} AS p95_seconds\n"
+        "    FROM ranked GROUP BY notebook_id\n"
+        "), names AS (\n"
+        "    SELECT notebook_id, (array_agg(notebook_name ORDER BY period_start DESC))[1] AS notebook_name\n"
+        f"    FROM {ROLLUPS} WHERE period_start >= {RECENT_DAYS_START} GROUP BY notebook_id\n"
+        ")\n"
+        f"SELECT p.notebook_id, {notebook_label('n.notebook_name')} AS notebook, p.timed_runs,\n"
+        "       p.p50_seconds, p.p95_seconds\n"
+        "FROM percentiles AS p JOIN names AS n ON n.notebook_id IS NOT DISTINCT FROM p.notebook_id"
+    ),
+    columns=(
+        Column("notebook_id", "BIGINT"),
+        Column("notebook", "VARCHAR", label="Notebook"),
+        Column("timed_runs", "BIGINT", label=f"Runs ({RECENT_DAYS} days)"),
+        Column("p50_seconds", "DOUBLE PRECISION", label=f"p50 duration (s, {RECENT_DAYS} days)"),
+        Column("p95_seconds", "DOUBLE PRECISION", label=f"p95 duration (s, {RECENT_DAYS} days)"),
+    ),
+    metrics=(),
+)
+
+RUN_GROUPS = Dataset(
+    name="run_groups",
+    description=(
+        "The daily rollups once for every realm group of the runs' owner, as the owner's most recent run "
+        f"recorded them (owner_groups, from the token at submit); '{NO_GROUP}' for an owner in none. A run "
+        "of an owner in two groups counts in both."
+    ),
+    main_dttm_col="period_start",
+    sql=(
+        "WITH owners AS (\n"
+        "    SELECT u.username, COALESCE((\n"
+        f"        SELECT e.owner_groups FROM {RUNS_TABLE} AS e WHERE e.username = u.username\n"
+        "        ORDER BY e.queued_at DESC, e.id DESC LIMIT 1), '[]') AS owner_groups\n"
+        f"    FROM (SELECT DISTINCT username FROM {ROLLUPS}) AS u\n"
+        ")\n"
+        "SELECT d.period_start, g.name AS group_name, d.username, d.status, d.runs, d.execution_time_sum\n"
+        f"FROM {ROLLUPS} AS d JOIN owners AS o ON o.username = d.username\n"
+        "CROSS JOIN LATERAL jsonb_array_elements_text(\n"
+        f"    CASE WHEN jsonb_array_length(o.owner_groups) = 0 THEN '[\"{NO_GROUP}\"]'::jsonb\n"
+        "         ELSE o.owner_groups END) AS g(name)"
+    ),
+    columns=(
+        DAY,
+        Column("group_name", "VARCHAR", label="Group"),
+        USER,
+        STATUS,
+        Column("runs", "BIGINT"),
+        Column("execution_time_sum", "DOUBLE PRECISION"),
+    ),
+    metrics=(RUN_COUNT, RUN_TIME_HOURS),
+)
 
 RUNS = Dataset(
     name="notebook_executions",
@@ -134,14 +295,9 @@ RUNS = Dataset(
         Column("notebook_id", "BIGINT"),
         Column("notebook_name", "VARCHAR(255)"),
         Column("input_path", "VARCHAR(2048)"),
-        Column(
-            "notebook",
-            "VARCHAR",
-            expression="COALESCE(notebook_name, input_path)",
-            label="Notebook",
-        ),
-        Column("username", "VARCHAR(255)", label="User"),
-        Column("status", "VARCHAR(16)", label="Status"),
+        Column("notebook", "VARCHAR", expression="COALESCE(notebook_name, input_path)", label="Notebook"),
+        USER,
+        STATUS,
         Column("queued_at", "TIMESTAMP WITH TIME ZONE", is_dttm=True, label="Queued at"),
         Column("started_at", "TIMESTAMP WITH TIME ZONE", is_dttm=True),
         Column("completed_at", "TIMESTAMP WITH TIME ZONE", is_dttm=True),
@@ -154,41 +310,7 @@ RUNS = Dataset(
         Column("error_ename", "VARCHAR(255)", label="Error"),
         Column("error_evalue", "TEXT", label="Error value"),
     ),
-    metrics=(
-        COUNT,
-        Metric(
-            "success_rate",
-            f"COUNT(*) FILTER (WHERE status = 'completed')::float "
-            f"/ NULLIF(COUNT(*) FILTER (WHERE status IN {FINISHED}), 0)",
-            "Success rate",
-            ".1%",
-        ),
-        Metric(
-            "failures",
-            f"COUNT(*) FILTER (WHERE status IN {TERMINAL_FAILURES})",
-            "Failures (failed, timed out)",
-        ),
-        Metric(
-            "failure_rate",
-            f"COUNT(*) FILTER (WHERE status IN {TERMINAL_FAILURES})::float "
-            f"/ NULLIF(COUNT(*) FILTER (WHERE status IN {FINISHED}), 0)",
-            "Failure rate",
-            ".1%",
-        ),
-        Metric(
-            "p50_seconds",
-            "percentile_cont(0.5) WITHIN GROUP (ORDER BY execution_time_seconds)",
-            "p50 duration (s)",
-            ".2f",
-        ),
-        Metric(
-            "p95_seconds",
-            "percentile_cont(0.95) WITHIN GROUP (ORDER BY execution_time_seconds)",
-            "p95 duration (s)",
-            ".2f",
-        ),
-        RUN_TIME_HOURS,
-    ),
+    metrics=(Metric("runs", "COUNT(*)", "Runs"),),
 )
 
 RESULTS = Dataset(
@@ -203,7 +325,7 @@ RESULTS = Dataset(
         "       e.notebook_id, e.username, e.status, e.queued_at,\n"
         "       e.parameters_used::text AS parameters\n"
         "FROM history.execution_results AS r\n"
-        "JOIN history.notebook_executions AS e ON e.id = r.execution_id\n"
+        f"JOIN {RUNS_TABLE} AS e ON e.id = r.execution_id\n"
         "WHERE r.value_numeric IS NOT NULL"
     ),
     columns=(
@@ -213,7 +335,7 @@ RESULTS = Dataset(
         Column("recorded_at", "TIMESTAMP WITH TIME ZONE", is_dttm=True, label="Recorded at"),
         Column("notebook", "VARCHAR", label="Notebook"),
         Column("notebook_id", "BIGINT"),
-        Column("username", "VARCHAR(255)", label="User"),
+        USER,
         Column("status", "VARCHAR(16)"),
         Column("queued_at", "TIMESTAMP WITH TIME ZONE", is_dttm=True),
         Column("parameters", "TEXT", label="Parameters"),
@@ -224,49 +346,23 @@ RESULTS = Dataset(
     ),
 )
 
-RUN_GROUPS = Dataset(
-    name="run_groups",
-    description=(
-        "Each run once for every realm group its owner was in when it was submitted (owner_groups); "
-        "'(no group)' for an owner in none. A run of an owner in two groups counts in both."
-    ),
-    main_dttm_col="queued_at",
-    sql=(
-        "SELECT e.id AS execution_id, g.name AS group_name, e.username, e.status, e.queued_at,\n"
-        "       e.execution_time_seconds\n"
-        "FROM history.notebook_executions AS e\n"
-        "CROSS JOIN LATERAL jsonb_array_elements_text(\n"
-        "    CASE WHEN jsonb_array_length(e.owner_groups) = 0 THEN '[\"(no group)\"]'::jsonb\n"
-        "         ELSE e.owner_groups END) AS g(name)"
-    ),
-    columns=(
-        Column("execution_id", "BIGINT", label="Run"),
-        Column("group_name", "VARCHAR", label="Group"),
-        Column("username", "VARCHAR(255)", label="User"),
-        Column("status", "VARCHAR(16)", label="Status"),
-        Column("queued_at", "TIMESTAMP WITH TIME ZONE", is_dttm=True, label="Queued at"),
-        Column("execution_time_seconds", "DOUBLE PRECISION", label="Duration (s)"),
-    ),
-    metrics=(COUNT, RUN_TIME_HOURS),
-)
-
-DATASETS = (RUNS, RESULTS, RUN_GROUPS)
+DATASETS = (RUN_COUNTS, NOTEBOOK_DURATIONS, RUN_GROUPS, RUNS, RESULTS)
 
 
-# --- charts ------------------------------------------------------------------------------------------
+# --- charts: one helper per kind ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Chart:
-    """One chart: ``form`` is the explore form (params) beyond the common keys; ``query`` the query the
-    chart data API runs for it (columns, metrics, orderby, row_limit, filters)."""
+    """One chart: ``form`` is its explore form (params) beyond the common keys; ``query`` the query the
+    chart data API runs for it (columns, metrics, orderby, row_limit, filters). The helpers below make
+    both from one description."""
 
     name: str
     viz_type: str
     dataset: Dataset
     form: dict[str, Any]
     query: dict[str, Any]
-    description: str | None = None
     width: int = 6
     height: int = 50
 
@@ -318,7 +414,7 @@ class Chart:
     def yaml(self) -> dict[str, Any]:
         return {
             "slice_name": self.name,
-            "description": self.description,
+            "description": None,
             "certified_by": None,
             "certification_details": None,
             "viz_type": self.viz_type,
@@ -331,243 +427,201 @@ class Chart:
         }
 
 
-def day_axis(column: str) -> dict[str, Any]:
-    """A time column bucketed by day, as the x axis of a time-series chart."""
-    return {
-        "timeGrain": "P1D",
-        "columnType": "BASE_AXIS",
-        "sqlExpression": column,
-        "label": column,
-        "expressionType": "SQL",
-    }
+def per_day(
+    name: str,
+    dataset: Dataset,
+    *,
+    metric: str,
+    by: list[str],
+    line: bool = False,
+    width: int = 6,
+    **form: Any,
+) -> Chart:
+    """A time series of ``metric`` per day of the dataset's time column, one series per value of ``by``:
+    stacked bars, or lines with markers."""
+    assert dataset.main_dttm_col is not None
+    time = dataset.main_dttm_col
+    style = {"markerEnabled": True} if line else {"stack": "Stack"}
+    return Chart(
+        name,
+        "echarts_timeseries_line" if line else "echarts_timeseries_bar",
+        dataset,
+        form={
+            "x_axis": time,
+            "time_grain_sqla": "P1D",
+            "metrics": [metric],
+            "groupby": by,
+            "row_limit": 10000,
+            "show_legend": True,
+            **style,
+            **form,
+        },
+        query={
+            "columns": [
+                {
+                    "timeGrain": "P1D",
+                    "columnType": "BASE_AXIS",
+                    "sqlExpression": time,
+                    "label": time,
+                    "expressionType": "SQL",
+                },
+                *by,
+            ],
+            "metrics": [metric],
+            "row_limit": 10000,
+        },
+        width=width,
+    )
 
 
-def where(sql: str) -> dict[str, Any]:
-    return {
-        "clause": "WHERE",
-        "expressionType": "SQL",
-        "sqlExpression": sql,
-        "subject": None,
-        "comparator": None,
-    }
+def big_number(name: str, dataset: Dataset, *, metric: str, number_format: str, subheader: str) -> Chart:
+    return Chart(
+        name,
+        "big_number_total",
+        dataset,
+        form={"metric": metric, "y_axis_format": number_format, "subheader": subheader},
+        query={"metrics": [metric]},
+        width=4,
+    )
 
 
-def table_form(*, groupby: list[str], metrics: list[str], order: str, limit: int) -> dict[str, Any]:
-    return {
-        "query_mode": "aggregate",
-        "groupby": groupby,
-        "metrics": metrics,
-        "all_columns": [],
-        "percent_metrics": [],
-        "timeseries_limit_metric": order,
-        "order_desc": True,
+def summary_table(
+    name: str, dataset: Dataset, *, by: str, metrics: list[str], order: str, limit: int
+) -> Chart:
+    """Metrics per value of ``by``, the largest ``order`` first."""
+    return Chart(
+        name,
+        "table",
+        dataset,
+        form={
+            "query_mode": "aggregate",
+            "groupby": [by],
+            "metrics": metrics,
+            "all_columns": [],
+            "percent_metrics": [],
+            "timeseries_limit_metric": order,
+            "order_desc": True,
+            "row_limit": limit,
+            "server_pagination": False,
+            "table_timestamp_format": "smart_date",
+            "show_cell_bars": True,
+        },
+        query={"columns": [by], "metrics": metrics, "orderby": [[order, False]], "row_limit": limit},
+    )
+
+
+def rows_table(
+    name: str,
+    dataset: Dataset,
+    *,
+    columns: list[str],
+    first: str,
+    limit: int,
+    only: tuple[str, tuple[str, ...]] | None = None,
+) -> Chart:
+    """The dataset's rows themselves, the largest ``first`` first (newest, slowest); ``only``: (column,
+    values) to keep."""
+    form: dict[str, Any] = {
+        "query_mode": "raw",
+        "all_columns": columns,
+        "groupby": [],
+        "metrics": [],
+        "order_by_cols": [json.dumps([first, False])],
         "row_limit": limit,
         "server_pagination": False,
         "table_timestamp_format": "smart_date",
-        "show_cell_bars": True,
     }
+    query: dict[str, Any] = {"columns": columns, "orderby": [[first, False]], "row_limit": limit}
+    if only is not None:
+        column, values = only
+        form["adhoc_filters"] = [
+            {
+                "clause": "WHERE",
+                "expressionType": "SQL",
+                "sqlExpression": f"{column} IN {in_list(values)}",
+                "subject": None,
+                "comparator": None,
+            }
+        ]
+        query["filters"] = [{"col": column, "op": "IN", "val": list(values)}]
+    return Chart(name, "table", dataset, form=form, query=query, width=12)
 
 
-RUNS_PER_DAY = Chart(
+RUNS_PER_DAY = per_day(
     "Runs per day by status",
-    "echarts_timeseries_bar",
-    RUNS,
-    form={
-        "x_axis": "queued_at",
-        "time_grain_sqla": "P1D",
-        "metrics": ["runs"],
-        "groupby": ["status"],
-        "stack": "Stack",
-        "row_limit": 10000,
-        "show_legend": True,
-        "x_axis_title": "Day",
-        "y_axis_title": "Runs",
-    },
-    query={"columns": [day_axis("queued_at"), "status"], "metrics": ["runs"], "row_limit": 10000},
+    RUN_COUNTS,
+    metric="runs",
+    by=["status"],
     width=8,
+    x_axis_title="Day",
+    y_axis_title="Runs",
 )
-SUCCESS_RATE = Chart(
-    "Success rate",
-    "big_number_total",
-    RUNS,
-    form={"metric": "success_rate", "y_axis_format": ".1%", "subheader": "of finished runs"},
-    query={"metrics": ["success_rate"]},
-    width=4,
+SUCCESS_RATE = big_number(
+    "Success rate", RUN_COUNTS, metric="success_rate", number_format=".1%", subheader="of ended runs"
 )
-DURATION_BY_NOTEBOOK = Chart(
+DURATION_BY_NOTEBOOK = rows_table(
     "Duration by notebook (p50, p95) — slowest first",
-    "table",
-    RUNS,
-    form=table_form(
-        groupby=["notebook"], metrics=["p50_seconds", "p95_seconds", "runs"], order="p95_seconds", limit=50
-    ),
-    query={
-        "columns": ["notebook"],
-        "metrics": ["p50_seconds", "p95_seconds", "runs"],
-        "orderby": [["p95_seconds", False]],
-        "row_limit": 50,
-    },
+    NOTEBOOK_DURATIONS,
+    columns=["notebook", "p50_seconds", "p95_seconds", "timed_runs"],
+    first="p95_seconds",
+    limit=50,
 )
-MOST_FAILING = Chart(
+MOST_FAILING = summary_table(
     "Most failing notebooks",
-    "table",
-    RUNS,
-    form=table_form(
-        groupby=["notebook"], metrics=["failures", "failure_rate", "runs"], order="failures", limit=20
-    ),
-    query={
-        "columns": ["notebook"],
-        "metrics": ["failures", "failure_rate", "runs"],
-        "orderby": [["failures", False]],
-        "row_limit": 20,
-    },
+    RUN_COUNTS,
+    by="notebook",
+    metrics=["failures", "failure_rate", "runs"],
+    order="failures",
+    limit=20,
 )
-RECENT_FAILURES_COLUMNS = [
-    "queued_at",
-    "notebook",
-    "username",
-    "status",
-    "error_cell_index",
-    "error_ename",
-    "error_evalue",
-    "error_cell_source",
-]
-RECENT_FAILURES = Chart(
+RECENT_FAILURES = rows_table(
     "Recent failures",
-    "table",
     RUNS,
-    form={
-        "query_mode": "raw",
-        "all_columns": RECENT_FAILURES_COLUMNS,
-        "groupby": [],
-        "metrics": [],
-        "order_by_cols": [json.dumps(["queued_at", False])],
-        "row_limit": 50,
-        "server_pagination": False,
-        "table_timestamp_format": "smart_date",
-        "adhoc_filters": [where(f"status IN {TERMINAL_FAILURES}")],
-    },
-    query={
-        "columns": RECENT_FAILURES_COLUMNS,
-        "orderby": [["queued_at", False]],
-        "row_limit": 50,
-        "filters": [{"col": "status", "op": "IN", "val": ["failed", "timed_out"]}],
-    },
-    width=12,
+    columns=[
+        "queued_at",
+        "notebook",
+        "username",
+        "status",
+        "error_cell_index",
+        "error_ename",
+        "error_evalue",
+        "error_cell_source",
+    ],
+    first="queued_at",
+    limit=50,
+    only=("status", FAILURES),
 )
 
-RESULTS_OVER_TIME = Chart(
-    "Recorded results over time",
-    "echarts_timeseries_line",
-    RESULTS,
-    form={
-        "x_axis": "recorded_at",
-        "time_grain_sqla": "P1D",
-        "metrics": ["mean_value"],
-        "groupby": ["notebook", "result"],
-        "row_limit": 10000,
-        "show_legend": True,
-        "markerEnabled": True,
-    },
-    query={
-        "columns": [day_axis("recorded_at"), "notebook", "result"],
-        "metrics": ["mean_value"],
-        "row_limit": 10000,
-    },
-    width=12,
+RESULTS_OVER_TIME = per_day(
+    "Recorded results over time", RESULTS, metric="mean_value", by=["notebook", "result"], line=True, width=12
 )
-RESULTS_AGAINST_PARAMETERS_COLUMNS = [
-    "recorded_at",
-    "notebook",
-    "execution_id",
-    "result",
-    "value",
-    "parameters",
-    "username",
-]
-RESULTS_AGAINST_PARAMETERS = Chart(
+RESULTS_AGAINST_PARAMETERS = rows_table(
     "Results against the run's parameters",
-    "table",
     RESULTS,
-    form={
-        "query_mode": "raw",
-        "all_columns": RESULTS_AGAINST_PARAMETERS_COLUMNS,
-        "groupby": [],
-        "metrics": [],
-        "order_by_cols": [json.dumps(["recorded_at", False])],
-        "row_limit": 500,
-        "server_pagination": False,
-        "table_timestamp_format": "smart_date",
-    },
-    query={
-        "columns": RESULTS_AGAINST_PARAMETERS_COLUMNS,
-        "orderby": [["recorded_at", False]],
-        "row_limit": 500,
-    },
-    width=12,
+    columns=["recorded_at", "notebook", "execution_id", "result", "value", "parameters", "username"],
+    first="execution_id",
+    limit=500,
 )
 
-RUNS_BY_USER = Chart(
+RUNS_BY_USER = summary_table(
     "Runs and run time by user",
-    "table",
-    RUNS,
-    form=table_form(
-        groupby=["username"], metrics=["runs", "run_time_hours", "failures"], order="runs", limit=100
-    ),
-    query={
-        "columns": ["username"],
-        "metrics": ["runs", "run_time_hours", "failures"],
-        "orderby": [["runs", False]],
-        "row_limit": 100,
-    },
+    RUN_COUNTS,
+    by="username",
+    metrics=["runs", "run_time_hours", "failures"],
+    order="runs",
+    limit=100,
 )
-RUN_TIME_BY_USER = Chart(
-    "Run time per day by user",
-    "echarts_timeseries_bar",
-    RUNS,
-    form={
-        "x_axis": "queued_at",
-        "time_grain_sqla": "P1D",
-        "metrics": ["run_time_hours"],
-        "groupby": ["username"],
-        "stack": "Stack",
-        "row_limit": 10000,
-        "show_legend": True,
-    },
-    query={"columns": [day_axis("queued_at"), "username"], "metrics": ["run_time_hours"], "row_limit": 10000},
-)
-
-
-RUNS_BY_GROUP = Chart(
+RUN_TIME_BY_USER = per_day("Run time per day by user", RUN_COUNTS, metric="run_time_hours", by=["username"])
+RUNS_BY_GROUP = summary_table(
     "Runs and run time by group",
-    "table",
     RUN_GROUPS,
-    form=table_form(groupby=["group_name"], metrics=["runs", "run_time_hours"], order="runs", limit=100),
-    query={
-        "columns": ["group_name"],
-        "metrics": ["runs", "run_time_hours"],
-        "orderby": [["runs", False]],
-        "row_limit": 100,
-    },
+    by="group_name",
+    metrics=["runs", "run_time_hours"],
+    order="runs",
+    limit=100,
 )
-RUN_TIME_BY_GROUP = Chart(
-    "Run time per day by group",
-    "echarts_timeseries_bar",
-    RUN_GROUPS,
-    form={
-        "x_axis": "queued_at",
-        "time_grain_sqla": "P1D",
-        "metrics": ["run_time_hours"],
-        "groupby": ["group_name"],
-        "stack": "Stack",
-        "row_limit": 10000,
-        "show_legend": True,
-    },
-    query={
-        "columns": [day_axis("queued_at"), "group_name"],
-        "metrics": ["run_time_hours"],
-        "row_limit": 10000,
-    },
+RUN_TIME_BY_GROUP = per_day(
+    "Run time per day by group", RUN_GROUPS, metric="run_time_hours", by=["group_name"]
 )
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 import zipfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -97,7 +99,10 @@ async def csrf_headers(context: Any) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 async def runs(platform: Platform) -> dict[str, Any]:
-    """Three runs through the API: two that record a result and complete, one that fails in cell 2."""
+    """Runs through the API: two of a registered notebook that record a result and complete, one of an
+    unregistered one that fails in cell 2; and the ended run of a user in two groups, as the executor
+    reports it to the history (a run submitted with a token names its owner's groups; these tests' platform
+    runs without sign-in)."""
     from tests.support.executor import write_notebook
 
     folder = platform.user("dashboards")
@@ -107,6 +112,10 @@ async def runs(platform: Platform) -> dict[str, Any]:
         parameters="learning_rate = 0.1",
     )
     write_notebook(folder / "broken.ipynb", "x = 1", "1 / 0")
+    registered = await platform.client.post(
+        "/db/notebooks", json={"name": "train", "file_path": "train.ipynb", "username": "dashboards"}
+    )
+    assert registered.status_code == 201, registered.text
     made = []
     for body in (
         {"username": "dashboards", "notebook_path": "train.ipynb", "parameters": {"learning_rate": 0.25}},
@@ -117,9 +126,28 @@ async def runs(platform: Platform) -> dict[str, Any]:
         assert response.status_code == 200, response.text
         made.append(response.json())
     assert [r["status"] for r in made] == ["completed", "completed", "failed"]
-    for run in made:  # the history has each run's final record before Superset is asked
-        await platform.history(run["id"], run["status"])
-    return {"runs": made, "completed": 2, "failed": 1}
+    records = [await platform.history(run["id"], run["status"]) for run in made]
+
+    grouped_id = max(r["id"] for r in made) + 1000
+    queued = datetime.now(UTC) - timedelta(seconds=10)
+    event = {
+        "event_id": str(uuid.uuid4()),
+        "execution_id": grouped_id,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "status": "completed",
+        "attempt": 1,
+        "username": "grouped",
+        "input_path": "report.ipynb",
+        "owner_groups": ["analysts", "data-scientists"],
+        "queued_at": queued.isoformat(),
+        "started_at": (queued + timedelta(seconds=1)).isoformat(),
+        "completed_at": (queued + timedelta(seconds=3)).isoformat(),
+        "execution_time_seconds": 2.0,
+    }
+    delivered = await platform.client.post("/internal/events", json=event)
+    assert delivered.status_code == 200, delivered.text
+    await platform.history(grouped_id, "completed")
+    return {"runs": made, "records": records}
 
 
 async def dashboard_charts(context: Any, slug: str) -> dict[str, int]:
@@ -162,10 +190,10 @@ async def test_the_runs_dashboard_shows_the_runs_made_through_the_api(
         by_status: dict[str, int] = {}
         for row in per_day:
             by_status[row["status"]] = by_status.get(row["status"], 0) + row["runs"]
-        assert by_status == {"completed": runs["completed"], "failed": runs["failed"]}
+        assert by_status == {"completed": 3, "failed": 1}
 
         (rate,) = await chart_rows(context, charts["Success rate"])
-        assert rate["success_rate"] == pytest.approx(2 / 3)
+        assert rate["success_rate"] == pytest.approx(3 / 4)
 
         failures = await chart_rows(context, charts["Recent failures"])
         failed = next(r for r in runs["runs"] if r["status"] == "failed")
@@ -174,21 +202,40 @@ async def test_the_runs_dashboard_shows_the_runs_made_through_the_api(
         assert failures[0]["error_cell_index"] == failed["error"]["cell_index"]
         assert "1 / 0" in failures[0]["error_cell_source"]
 
-        durations = await chart_rows(context, charts["Duration by notebook (p50, p95) — slowest first"])
-        assert {r["notebook"]: r["runs"] for r in durations} == {"train.ipynb": 2, "broken.ipynb": 1}
+        # p50/p95 from the rollups' histograms: within 4.4% of the nearest-rank value of the runs' own.
+        durations = {
+            r["notebook"]: r
+            for r in await chart_rows(context, charts["Duration by notebook (p50, p95) — slowest first"])
+        }
+        assert {name: r["timed_runs"] for name, r in durations.items()} == {"train": 2, "(not registered)": 2}
+        train = sorted(r["execution_time_seconds"] for r in runs["records"][:2])
+        assert durations["train"]["p50_seconds"] == pytest.approx(train[0], rel=0.045)
+        assert durations["train"]["p95_seconds"] == pytest.approx(train[1], rel=0.045)
+
+        failing = await chart_rows(context, charts["Most failing notebooks"])
+        assert failing[0]["notebook"] == "(not registered)"
+        assert (failing[0]["failures"], failing[0]["runs"]) == (1, 2)
 
         experiments = await dashboard_charts(context, "nbp-experiments")
         results = await chart_rows(context, experiments["Results against the run's parameters"])
-        assert {r["notebook"] for r in results} == {"train.ipynb"}
+        assert {r["notebook"] for r in results} == {"train"}
         recorded = sorted((r["value"], json.loads(r["parameters"])["learning_rate"]) for r in results)
         assert recorded == [pytest.approx((0.625, 0.125)), pytest.approx((0.75, 0.25))]
+        over_time = await chart_rows(context, experiments["Recorded results over time"])
+        assert {(r["notebook"], r["result"]) for r in over_time} == {("train", "accuracy")}
+        assert all(0.625 <= r["mean_value"] <= 0.75 for r in over_time)
 
         usage = await dashboard_charts(context, "nbp-usage")
         by_user = await chart_rows(context, usage["Runs and run time by user"])
-        assert {r["username"]: r["runs"] for r in by_user} == {"dashboards": 3}
+        assert {r["username"]: r["runs"] for r in by_user} == {"dashboards": 3, "grouped": 1}
         by_group = await chart_rows(context, usage["Runs and run time by group"])
-        assert by_group, "every run counts under its owner's groups, or '(no group)'"
-        assert sum(r["runs"] for r in by_group) >= 3
+        assert {r["group_name"]: r["runs"] for r in by_group} == {
+            "(no group)": 3,
+            "analysts": 1,
+            "data-scientists": 1,
+        }
+        grouped_hours = {r["group_name"]: r["run_time_hours"] for r in by_group}
+        assert grouped_hours["analysts"] == pytest.approx(2.0 / 3600)
 
         # And in the browser: the dashboard renders them; its screenshot is the README's.
         page = await context.new_page()
