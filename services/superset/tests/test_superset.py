@@ -262,10 +262,20 @@ async def test_carol_an_analyst_views_but_cannot_edit(
             f"/api/v1/chart/{chart_id}", data={"slice_name": "carol was here"}, headers=headers
         )
         assert edit.status == 403, await edit.text()
+        shown = await context.request.get(f"/api/v1/dashboard/{RUNS_DASHBOARD}")
+        assert shown.status == 200, await shown.text()
+        dashboard_id = (await shown.json())["result"]["id"]
         dashboard = await context.request.put(
-            f"/api/v1/dashboard/{RUNS_DASHBOARD}", data={"dashboard_title": "carol"}, headers=headers
+            f"/api/v1/dashboard/{dashboard_id}", data={"dashboard_title": "carol"}, headers=headers
         )
-        assert dashboard.status in (403, 404), await dashboard.text()
+        assert dashboard.status == 403, await dashboard.text()
+        datasets = await context.request.get("/api/v1/dataset/")
+        assert datasets.status == 200, await datasets.text()
+        dataset_id = (await datasets.json())["result"][0]["id"]
+        dataset = await context.request.put(
+            f"/api/v1/dataset/{dataset_id}", data={"description": "carol"}, headers=headers
+        )
+        assert dataset.status == 403, await dataset.text()
         created = await context.request.post(
             "/api/v1/chart/",
             data={"slice_name": "new", "viz_type": "table", "datasource_id": 1, "datasource_type": "table"},
