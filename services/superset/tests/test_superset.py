@@ -116,6 +116,11 @@ async def runs(platform: Platform) -> dict[str, Any]:
         "/db/notebooks", json={"name": "train", "file_path": "train.ipynb", "username": "dashboards"}
     )
     assert registered.status_code == 201, registered.text
+    defined = await platform.client.post(
+        f"/db/parameters/bulk/{registered.json()['id']}",
+        json=[{"param_name": "learning_rate", "param_type": "float", "default_value": 0.1}],
+    )
+    assert defined.status_code == 201, defined.text
     made = []
     for body in (
         {"username": "dashboards", "notebook_path": "train.ipynb", "parameters": {"learning_rate": 0.25}},
