@@ -49,6 +49,8 @@ async def test_upgrade_from_empty_and_downgrade_to_base(
         "execution_rollups_hourly",
         "execution_rollups_daily",
         "execution_rollups_retired",
+        "execution_result_rollups_daily",
+        "execution_result_rollups_retired",
         "retention_policies",
     }
 

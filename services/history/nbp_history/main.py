@@ -44,10 +44,10 @@ async def rebuild_rollups(settings: Settings) -> str:
     database = Database(settings)
     try:
         async with database.sessionmaker() as session:
-            hourly, daily = await maintain.rebuild(session)
+            hourly, daily, results = await maintain.rebuild(session)
     finally:
         await database.dispose()
-    return f"rollups rebuilt: {hourly} hourly rows, {daily} daily rows"
+    return f"rollups rebuilt: {hourly} hourly rows, {daily} daily rows, {results} daily result rows"
 
 
 SPEC = ServiceSpec(

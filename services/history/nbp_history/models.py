@@ -194,6 +194,53 @@ class RetiredRollup(_Rollup, Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
 
 
+class _ResultRollup:
+    """The numbers ended runs recorded (``nbp.record``), per day (UTC, of the run's ``queued_at``),
+    notebook and result name: how many runs recorded one, and their sum, least and greatest. A run's
+    results are added once, when it ends, in the transaction that records its ending (what a run has
+    recorded by then is what it keeps)."""
+
+    period_start: Mapped[datetime] = mapped_column(TIMESTAMP(timezone=True))
+    notebook_id: Mapped[int | None] = mapped_column(BigInteger)
+    name: Mapped[str] = mapped_column(String(255))
+    # The latest name seen: a renamed notebook keeps one row per day.
+    notebook_name: Mapped[str | None] = mapped_column(String(255))
+    results: Mapped[int] = mapped_column(BigInteger)
+    value_sum: Mapped[float] = mapped_column(Double)
+    value_min: Mapped[float] = mapped_column(Double)
+    value_max: Mapped[float] = mapped_column(Double)
+
+    @declared_attr.directive
+    @classmethod
+    def __table_args__(cls) -> tuple[Any, ...]:
+        table = cls.__tablename__  # type: ignore[attr-defined]
+        return (
+            Index(
+                f"ix_{table}_key",
+                "period_start",
+                "notebook_id",
+                "name",
+                unique=True,
+                postgresql_nulls_not_distinct=True,
+            ),
+        )
+
+
+class DailyResultRollup(_ResultRollup, Base):
+    __tablename__ = "execution_result_rollups_daily"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+
+
+class RetiredResultRollup(_ResultRollup, Base):
+    """The results of the runs retention removed, per day: the daily result rollups are always the
+    runs' results plus this (as ``execution_rollups_retired`` is for the run rollups)."""
+
+    __tablename__ = "execution_result_rollups_retired"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+
+
 class RetentionPolicy(Base):
     """A notebook's own retention, overriding the platform's (``NBP_HISTORY_RETENTION_DAYS``)."""
 

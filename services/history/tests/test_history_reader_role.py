@@ -36,6 +36,8 @@ REFUSED = [
     "DELETE FROM history.execution_rollups_hourly",
     "INSERT INTO history.retention_policies (notebook_id, retention_days) VALUES (1, 1)",
     "DROP TABLE history.execution_rollups_retired",
+    "UPDATE history.execution_result_rollups_daily SET results = 0",
+    "DELETE FROM history.execution_result_rollups_retired",
     "CREATE TABLE registry.intruder (id int)",
     "INSERT INTO registry.notebooks (name) VALUES ('x')",
     "UPDATE registry.notebooks SET name = 'x'",
@@ -85,6 +87,8 @@ async def test_the_reader_reads_every_history_table(reader: asyncpg.Connection) 
         "execution_rollups_hourly",
         "execution_rollups_daily",
         "execution_rollups_retired",
+        "execution_result_rollups_daily",
+        "execution_result_rollups_retired",
     ):
         assert await reader.fetchval(f"SELECT count(*) FROM history.{table}") == 0
 

@@ -1,6 +1,6 @@
 """Retention: ended runs past their policy (the platform's, or their notebook's own) are removed in
 batches with their results and output notebooks, never anything outside the owner's folder, and the
-stats keep counting them, through a rebuild too."""
+stats and the result rollups keep counting them, through a rebuild too."""
 
 import subprocess
 import sys
@@ -62,6 +62,18 @@ def command(database_url: URL, workspace: Path, name: str) -> str:
     return result.stdout
 
 
+async def result_rollups(database_url: URL) -> list[dict]:
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        rows = await conn.fetch(
+            "SELECT period_start, notebook_id, name, results, value_sum, value_min, value_max"
+            " FROM history.execution_result_rollups_daily ORDER BY 1, 2, 3"
+        )
+    finally:
+        await conn.close()
+    return [dict(row) for row in rows]
+
+
 async def test_old_runs_go_their_totals_stay(
     history: httpx.AsyncClient, database_url: URL, tmp_path: Path
 ) -> None:
@@ -95,6 +107,10 @@ async def test_old_runs_go_their_totals_stay(
     assert bad.json()["errors"][0]["field"] == "retention_days"
     window = {"since": (NOW - timedelta(days=365)).isoformat()}
     before = (await history.get("/db/executions/stats", params=window)).json()
+    results_before = await result_rollups(database_url)
+    # Every ended run's score; not yet the running 8's.
+    assert sum(row["results"] for row in results_before) == 7
+    assert sum(row["value_sum"] for row in results_before) == sum(range(1, 8))
 
     report = command(database_url, workspace, "purge-expired")
     assert "purged 4 runs" in report, report
@@ -114,8 +130,10 @@ async def test_old_runs_go_their_totals_stay(
 
     after = (await history.get("/db/executions/stats", params=window)).json()
     assert after == before
+    assert await result_rollups(database_url) == results_before
     assert "rollups rebuilt" in command(database_url, workspace, "rebuild-rollups")
     assert (await history.get("/db/executions/stats", params=window)).json() == before
+    assert await result_rollups(database_url) == results_before
 
     policies = (await history.get("/db/executions/retention")).json()
     assert policies == {

@@ -1,5 +1,6 @@
 """The rollups: each ended run counted once (duplicates, late and out-of-order events change nothing),
-stats read from them within their stated error, and a rebuild that lands on what intake kept."""
+stats read from them within their stated error, each ended run's numeric results counted once, and a
+rebuild that lands on what intake kept."""
 
 import asyncio
 import math
@@ -178,3 +179,57 @@ async def test_a_rebuild_lands_on_what_intake_kept(history: httpx.AsyncClient, d
     assert "rollups rebuilt" in rebuild(database_url)
     assert await rollups(database_url, "execution_rollups_hourly") == hourly
     assert await rollups(database_url, "execution_rollups_daily") == daily
+
+
+async def result_rollups(database_url: URL) -> dict[tuple[int | None, str], tuple[int, float, float, float]]:
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        rows = await conn.fetch(
+            "SELECT notebook_id, name, results, value_sum, value_min, value_max"
+            " FROM history.execution_result_rollups_daily"
+        )
+    finally:
+        await conn.close()
+    return {
+        (r["notebook_id"], r["name"]): (r["results"], r["value_sum"], r["value_min"], r["value_max"])
+        for r in rows
+    }
+
+
+def scored(
+    execution_id: int, status: str, queued: datetime, values: dict[str, float], **fields: object
+) -> dict:
+    """An event of a run that recorded ``values`` and one result that is no number."""
+    results = [{"name": name, "value_numeric": value} for name, value in values.items()]
+    seconds = 1.0 if status != "running" else None
+    confusion = {"name": "confusion", "value_json": [[1, 0], [0, 1]]}
+    return event(execution_id, status, queued, seconds, results=[*results, confusion], **fields)
+
+
+async def test_an_ended_runs_numbers_are_rolled_up_once(
+    history: httpx.AsyncClient, database_url: URL
+) -> None:
+    queued = NOW.replace(hour=12, minute=0) - timedelta(
+        days=1
+    )  # one day for all: a row per notebook and name
+    # Run 1 (notebook 2) records while running, then ends with its final numbers.
+    assert await send(history, scored(1, "running", queued, {"accuracy": 0.5})) == "applied"
+    assert await result_rollups(database_url) == {}, "a running run's numbers are not final"
+    done = scored(1, "completed", queued, {"accuracy": 0.9, "loss": 0.25})
+    assert await send(history, done) == "applied"
+    assert await send(history, done) == "duplicate"
+    assert await send(history, scored(1, "failed", queued, {"accuracy": 100.0})) == "stale"
+    # Run 4 (notebook 2) fails with a lower accuracy; run 7 (notebook 2) is still running.
+    assert await send(history, scored(4, "failed", queued, {"accuracy": 0.7})) == "applied"
+    assert await send(history, scored(7, "running", queued, {"accuracy": 0.1})) == "applied"
+    # Run 10: of no registered notebook.
+    unregistered = scored(10, "completed", queued, {"accuracy": 0.3}, notebook_id=None, notebook_name=None)
+    assert await send(history, unregistered) == "applied"
+    expected = {
+        (2, "accuracy"): (2, pytest.approx(1.6), 0.7, 0.9),
+        (2, "loss"): (1, 0.25, 0.25, 0.25),
+        (None, "accuracy"): (1, 0.3, 0.3, 0.3),
+    }
+    assert await result_rollups(database_url) == expected
+    assert "3 daily result rows" in rebuild(database_url)
+    assert await result_rollups(database_url) == expected

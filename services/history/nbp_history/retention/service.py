@@ -2,10 +2,11 @@
 
 The purge removes ended runs older than their policy (a notebook's own, else the platform's) in
 batches, each its own short transaction: the batch's runs (their results go with them, by foreign key),
-their processed-event ids, and their totals added to the retired rollups, so that the hourly and daily
-rollups, which are never touched, keep counting them. Rows are picked oldest first along an index, so
-a batch costs the same at any table size; SKIP LOCKED lets intake and a concurrent purge go on. Then
-each removed run's output notebook is deleted from its owner's folder, when the workspace is mounted.
+their processed-event ids, and their totals and results added to the retired rollups, so that the hourly,
+daily and result rollups, which are never touched, keep counting them. Rows are picked oldest first
+along an index, so a batch costs the same at any table size; SKIP LOCKED lets intake and a concurrent
+purge go on. Then each removed run's output notebook is deleted from its owner's folder, when the
+workspace is mounted.
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nbp_history.models import ENDED_CONDITION, SCHEMA, ProcessedEvent, RetentionPolicy
-from nbp_history.rollups.maintain import RETIRED, RUNS, add_rows, ended_runs_as_rows
+from nbp_history.rollups.maintain import (
+    RESULTS_RETIRED,
+    RETIRED,
+    RUNS,
+    add_result_rows,
+    add_rows,
+    ended_results_as_rows,
+    ended_runs_as_rows,
+)
 
 PROCESSED = f"{SCHEMA}.{ProcessedEvent.__tablename__}"
 POLICIES = f"{SCHEMA}.{RetentionPolicy.__tablename__}"
@@ -67,6 +76,8 @@ def _batch_sql(scope: str) -> str:
             DELETE FROM {PROCESSED} AS p USING gone WHERE p.execution_id = gone.id
         ), retired AS (
             {add_rows(RETIRED, ended_runs_as_rows("gone"))}
+        ), retired_results AS (
+            {add_result_rows(RESULTS_RETIRED, ended_results_as_rows("gone"))}
         )
         SELECT username, output_path FROM gone
     """

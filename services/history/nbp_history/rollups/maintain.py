@@ -1,7 +1,9 @@
 """Keeping the rollups: one ended run added at intake, and the whole of them rebuilt from the runs table.
 
-Invariant: the hourly rollups are the aggregate of the ended runs in the runs table plus what retention
-removed (``execution_rollups_retired``); the daily rollups are the hourly ones summed per day."""
+Invariants: the hourly rollups are the aggregate of the ended runs in the runs table plus what retention
+removed (``execution_rollups_retired``); the daily rollups are the hourly ones summed per day; the daily
+result rollups are the aggregate of the ended runs' numeric results plus what retention removed
+(``execution_result_rollups_retired``)."""
 
 from __future__ import annotations
 
@@ -10,14 +12,29 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nbp_history.models import ENDED_CONDITION, SCHEMA, DailyRollup, Execution, HourlyRollup, RetiredRollup
+from nbp_history.models import (
+    ENDED_CONDITION,
+    SCHEMA,
+    DailyResultRollup,
+    DailyRollup,
+    Execution,
+    ExecutionResult,
+    HourlyRollup,
+    RetiredResultRollup,
+    RetiredRollup,
+)
 from nbp_history.rollups.histogram import bucket_sql
 
 RUNS, HOURLY, DAILY, RETIRED = (
     f"{SCHEMA}.{model.__tablename__}" for model in (Execution, HourlyRollup, DailyRollup, RetiredRollup)
 )
+RESULTS, RESULTS_DAILY, RESULTS_RETIRED = (
+    f"{SCHEMA}.{model.__tablename__}" for model in (ExecutionResult, DailyResultRollup, RetiredResultRollup)
+)
 KEY = "period_start, notebook_id, username, status"
 COLUMNS = f"{KEY}, notebook_name, runs, timed_runs, execution_time_sum, duration_histogram"
+RESULT_KEY = "period_start, notebook_id, name"
+RESULT_COLUMNS = f"{RESULT_KEY}, notebook_name, results, value_sum, value_min, value_max"
 
 
 def _merge_histograms(left: str, right: str) -> str:
@@ -53,7 +70,8 @@ _ADD_TO_DAY = _add_one(DAILY, "day")
 
 
 async def add_ended_run(session: AsyncSession, record: Execution) -> None:
-    """Count ``record``, which has just ended, in its hour and its day (in the caller's transaction).
+    """Count ``record``, which has just ended, in its hour and its day, and its numeric results in its
+    day's result rollups (in the caller's transaction).
 
     Called once per run: an ended record is never changed again, and the intake applies a run's
     events one at a time (duplicates and stale events change nothing)."""
@@ -67,6 +85,7 @@ async def add_ended_run(session: AsyncSession, record: Execution) -> None:
     }
     await session.execute(_ADD_TO_HOUR, values)
     await session.execute(_ADD_TO_DAY, values)
+    await session.execute(_ADD_RUN_RESULTS, {"execution_id": record.id})
 
 
 def _aggregate(source: str, grain: str) -> str:
@@ -134,19 +153,52 @@ def add_rows(table: str, rows: str, grain: str = "hour") -> str:
     )
 
 
-# Filling empty rollups from the runs table and the retired totals: hours, then days from the hours.
+def ended_results_as_rows(source: str, condition: str = "true") -> str:
+    """SQL: the numeric results of the ended runs of ``source`` (runs-shaped rows, ``condition`` on them
+    as ``e``), one result-rollup-shaped row each."""
+    return f"""
+        SELECT date_trunc('day', e.queued_at, 'UTC') AS period_start, e.notebook_id, r.name,
+               e.notebook_name, 1 AS results, r.value_numeric AS value_sum, r.value_numeric AS value_min,
+               r.value_numeric AS value_max
+        FROM {source} AS e JOIN {RESULTS} AS r ON r.execution_id = e.id
+        WHERE e.{ENDED_CONDITION} AND r.value_numeric IS NOT NULL AND {condition}
+    """
+
+
+def add_result_rows(table: str, rows: str) -> str:
+    """SQL: ``rows`` (result-rollup-shaped, already per day) summed per key and added to ``table``."""
+    return (
+        f"INSERT INTO {table} AS r ({RESULT_COLUMNS})"
+        f" SELECT {RESULT_KEY}, max(notebook_name), sum(results), sum(value_sum), min(value_min),"
+        f" max(value_max) FROM ({rows}) AS rows_ GROUP BY {RESULT_KEY}"
+        f" ON CONFLICT ({RESULT_KEY}) DO UPDATE SET results = r.results + EXCLUDED.results,"
+        " value_sum = r.value_sum + EXCLUDED.value_sum,"
+        " value_min = least(r.value_min, EXCLUDED.value_min),"
+        " value_max = greatest(r.value_max, EXCLUDED.value_max),"
+        " notebook_name = coalesce(EXCLUDED.notebook_name, r.notebook_name)"
+    )
+
+
+_ADD_RUN_RESULTS = text(add_result_rows(RESULTS_DAILY, ended_results_as_rows(RUNS, "e.id = :execution_id")))
+
+# Filling empty rollups from the runs table and the retired totals: hours, then days from the hours; the
+# results' days.
 FILL_HOURLY = add_rows(HOURLY, f"{ended_runs_as_rows(RUNS)} UNION ALL SELECT {COLUMNS} FROM {RETIRED}")
 FILL_DAILY = add_rows(DAILY, f"SELECT {COLUMNS} FROM {HOURLY}", "day")
+FILL_RESULTS_DAILY = add_result_rows(
+    RESULTS_DAILY, f"{ended_results_as_rows(RUNS)} UNION ALL SELECT {RESULT_COLUMNS} FROM {RESULTS_RETIRED}"
+)
 
 
-async def rebuild(session: AsyncSession) -> tuple[int, int]:
+async def rebuild(session: AsyncSession) -> tuple[int, int, int]:
     """Recompute every rollup from the runs table and the retired totals, in one transaction; returns
-    the numbers of hourly and daily rows. Event intake waits meanwhile (seconds per million runs): an
-    event recorded during the rebuild would otherwise be counted twice or not at all."""
-    await session.execute(text(f"LOCK TABLE {HOURLY}, {DAILY} IN EXCLUSIVE MODE"))
-    await session.execute(text(f"DELETE FROM {HOURLY}"))
-    await session.execute(text(f"DELETE FROM {DAILY}"))
-    hourly = await session.execute(text(FILL_HOURLY))
-    daily = await session.execute(text(FILL_DAILY))
+    the numbers of hourly, daily and daily result rows. Event intake waits meanwhile (seconds per million
+    runs): an event recorded during the rebuild would otherwise be counted twice or not at all."""
+    await session.execute(text(f"LOCK TABLE {HOURLY}, {DAILY}, {RESULTS_DAILY} IN EXCLUSIVE MODE"))
+    counts = []
+    for table, fill in ((HOURLY, FILL_HOURLY), (DAILY, FILL_DAILY), (RESULTS_DAILY, FILL_RESULTS_DAILY)):
+        await session.execute(text(f"DELETE FROM {table}"))
+        counts.append(cast(CursorResult[Any], await session.execute(text(fill))).rowcount)
     await session.commit()
-    return cast(CursorResult[Any], hourly).rowcount, cast(CursorResult[Any], daily).rowcount
+    hourly, daily, results = counts
+    return hourly, daily, results
