@@ -128,11 +128,13 @@ class Dataset:
 #   run_groups          the daily rollups, once per group of the runs' owner (the owner's latest run's
 #                       groups: one index probe per user)
 #   notebook_executions the runs table itself, only for the newest failures (an index range)
+#   result_trends       the daily result rollups (ended runs' numbers per day, notebook and name)
 #   run_results         the recorded results, the newest runs' first (an index range)
 
 ENDED = "('completed', 'failed', 'cancelled', 'timed_out')"
 FAILURES = ("failed", "timed_out")
 ROLLUPS = f"{SCHEMA}.execution_rollups_daily"
+RESULT_ROLLUPS = f"{SCHEMA}.execution_result_rollups_daily"
 RUNS_TABLE = f"{SCHEMA}.notebook_executions"
 NOT_REGISTERED = "(not registered)"
 NO_GROUP = "(no group)"
@@ -313,6 +315,36 @@ RUNS = Dataset(
     metrics=(Metric("runs", "COUNT(*)", "Runs"),),
 )
 
+RESULT_TRENDS = Dataset(
+    name="result_trends",
+    description=(
+        "The numbers ended runs recorded (nbp.record), per day (UTC, of queued_at), notebook and result "
+        "name: the history's daily result rollups (results of runs removed by retention still counted)."
+    ),
+    main_dttm_col="period_start",
+    sql=(
+        f"SELECT period_start, notebook_id, {notebook_label()} AS notebook, name AS result, results,\n"
+        "       value_sum, value_min, value_max\n"
+        f"FROM {RESULT_ROLLUPS}"
+    ),
+    columns=(
+        DAY,
+        Column("notebook_id", "BIGINT"),
+        Column("notebook", "VARCHAR", label="Notebook"),
+        Column("result", "VARCHAR(255)", label="Result"),
+        Column("results", "BIGINT"),
+        Column("value_sum", "DOUBLE PRECISION"),
+        Column("value_min", "DOUBLE PRECISION"),
+        Column("value_max", "DOUBLE PRECISION"),
+    ),
+    metrics=(
+        Metric("mean_value", "SUM(value_sum) / NULLIF(SUM(results), 0)", "Mean value", ".4g"),
+        Metric("min_value", "MIN(value_min)", "Least value", ".4g"),
+        Metric("max_value", "MAX(value_max)", "Greatest value", ".4g"),
+        Metric("results", "SUM(results)", "Runs that recorded it"),
+    ),
+)
+
 RESULTS = Dataset(
     name="run_results",
     description=(
@@ -346,7 +378,7 @@ RESULTS = Dataset(
     ),
 )
 
-DATASETS = (RUN_COUNTS, NOTEBOOK_DURATIONS, RUN_GROUPS, RUNS, RESULTS)
+DATASETS = (RUN_COUNTS, NOTEBOOK_DURATIONS, RUN_GROUPS, RUNS, RESULT_TRENDS, RESULTS)
 
 
 # --- charts: one helper per kind ---------------------------------------------------------------------
@@ -593,7 +625,12 @@ RECENT_FAILURES = rows_table(
 )
 
 RESULTS_OVER_TIME = per_day(
-    "Recorded results over time", RESULTS, metric="mean_value", by=["notebook", "result"], line=True, width=12
+    "Recorded results over time",
+    RESULT_TRENDS,
+    metric="mean_value",
+    by=["notebook", "result"],
+    line=True,
+    width=12,
 )
 RESULTS_AGAINST_PARAMETERS = rows_table(
     "Results against the run's parameters",

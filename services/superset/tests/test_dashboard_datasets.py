@@ -69,6 +69,10 @@ async def recorded(history: httpx.AsyncClient, database_url: URL) -> AsyncIterat
             "started_at": queued.isoformat() if ended else None,
             "completed_at": (queued + timedelta(seconds=seconds)).isoformat() if ended else None,
             "execution_time_seconds": seconds,
+            "results": [
+                {"name": "accuracy", "value_numeric": number / 10},
+                {"name": "model", "value_json": {"layers": number}},
+            ],
         }
         response = await history.post("/internal/events", json=event)
         assert response.status_code == 200, response.text
@@ -127,3 +131,28 @@ async def test_runs_count_under_each_group_of_their_owner(recorded: asyncpg.Conn
         "analysts": 1,
         dashboards.NO_GROUP: 1,
     }
+
+
+async def test_result_trends_are_the_ended_runs_numbers(recorded: asyncpg.Connection) -> None:
+    trends = await recorded.fetch(
+        "SELECT notebook, result, sum(value_sum) / sum(results) AS mean, sum(results) AS results,"
+        f" min(value_min) AS least, max(value_max) AS greatest FROM ({dashboards.RESULT_TRENDS.sql}) AS d"
+        " GROUP BY 1, 2"
+    )
+    raw = await recorded.fetch(
+        f"SELECT {dashboards.notebook_label('e.notebook_name')} AS notebook, r.name AS result,"
+        " avg(r.value_numeric) AS mean, count(*) AS results, min(r.value_numeric) AS least,"
+        " max(r.value_numeric) AS greatest"
+        " FROM history.execution_results AS r JOIN history.notebook_executions AS e ON e.id = r.execution_id"
+        f" WHERE e.status IN {dashboards.ENDED} AND r.value_numeric IS NOT NULL GROUP BY 1, 2"
+    )
+    found = {(row["notebook"], row["result"]): row for row in trends}
+    assert {key: row["results"] for key, row in found.items()} == {
+        ("train", "accuracy"): 6,  # not the queued run's: a run's numbers count once it has ended
+        (dashboards.NOT_REGISTERED, "accuracy"): 2,
+    }
+    for row in raw:
+        trend = found[(row["notebook"], row["result"])]
+        assert trend["results"] == row["results"]
+        assert trend["mean"] == pytest.approx(row["mean"], rel=1e-12)
+        assert (trend["least"], trend["greatest"]) == (row["least"], row["greatest"])
