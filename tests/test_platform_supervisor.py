@@ -164,6 +164,7 @@ def assert_every_part_answers(platform: Platform, *, superset: bool) -> None:
     assert discovery.json()["issuer"] == platform.issuer
     if superset:
         assert httpx.get(f"{platform.url('SUPERSET')}/health", timeout=30).status_code == 200
+        assert (platform.state / "superset" / "secrets.env").exists(), "Superset's state is NBP_STATE_DIR's"
     assert postmasters(platform.state / "postgres"), "the embedded PostgreSQL runs"
 
 

@@ -236,6 +236,7 @@ class Supervisor:
         env = {
             **base,
             "NBP_SUPERSET_PORT": str(self.ports["superset"]),
+            "NBP_STATE_DIR": str(self.state),  # its secrets and home, not the checkout's .nbp
             "NBP_OIDC_ISSUER": self.keycloak.ISSUER,
             "NBP_SUPERSET_CLIENT_SECRET": self.keycloak.settings()["NBP_SUPERSET_CLIENT_SECRET"],
             "NBP_DATABASE_URL": self.postgres.database_url("notebook_manager").render_as_string(

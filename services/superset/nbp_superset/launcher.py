@@ -10,6 +10,9 @@ server of ``NBP_DATABASE_URL``, whose user must be allowed to create databases a
 read the history through ``superset_ro``, a login role in the history migration's read-only
 ``history_reader`` role. The login is the local Keycloak's (``scripts/keycloak.py``; ``NBP_OIDC_ISSUER``
 or ``NBP_KEYCLOAK_PORT`` say where). Generated secrets are kept in ``.nbp/superset/secrets.env``.
+
+``.nbp`` is the checkout's state folder, or ``NBP_STATE_DIR`` (``make dev`` passes its own): nothing is
+written inside the checkout then.
 """
 
 from __future__ import annotations
@@ -55,9 +58,10 @@ class Failure(Exception):
 
 @dataclass(frozen=True)
 class Layout:
-    """Where everything is, relative to a checkout."""
+    """Where everything is: the checkout, and the state folder (``.nbp`` in it unless moved)."""
 
     repo: Path
+    state_root: Path
 
     @property
     def auth_dir(self) -> Path:
@@ -73,14 +77,15 @@ class Layout:
 
     @property
     def state(self) -> Path:
-        return self.repo / ".nbp" / "superset"
+        return self.state_root / "superset"
 
     def bin(self, name: str) -> Path:
         return self.venv / "bin" / name
 
     @classmethod
     def of_checkout(cls) -> Layout:
-        return cls(Path(__file__).resolve().parents[3])
+        repo = Path(__file__).resolve().parents[3]
+        return cls(repo, Path(os.environ.get("NBP_STATE_DIR") or repo / ".nbp").resolve())
 
 
 # --- the environment ---------------------------------------------------------------------------------
@@ -359,7 +364,7 @@ def platform_server(layout: Layout) -> tuple[URL, str, Callable[[], None]]:
         return url.set(database="postgres"), url.database or PLATFORM_DATABASE, nothing_to_release
     import pgserver
 
-    data = layout.repo / ".nbp" / "postgres"
+    data = layout.state_root / "postgres"
     data.mkdir(parents=True, exist_ok=True)
     say(f"using the embedded PostgreSQL in {data}")
     # "stop": the data stays; the server stops when its last user (this process, nbp-dev) is gone.
