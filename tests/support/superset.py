@@ -30,21 +30,10 @@ from nbp_superset.launcher import (
 )
 from sqlalchemy.engine import URL
 
+from tests.support.browser import CHROMIUM_FLAGS, chromium
 from tests.support.common import ServiceProcess, drop_database, free_port, start_process
 from tests.support.executor import Platform
 from tests.support.keycloak import LocalKeycloak
-
-CHROMIUM = Path("/usr/bin/chromium")
-# The flags every browser test runs Chromium with (no sandbox: tests run as root).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def artifacts_dir() -> Path:
@@ -123,26 +112,20 @@ def superset(
         asyncio.run(drop_database(pg_admin_url, metadata))
 
 
-def chromium_executable() -> str:
-    if not CHROMIUM.exists():
-        raise RuntimeError(f"{CHROMIUM} is missing: `apt-get install chromium` (make test installs it)")
-    return str(CHROMIUM)
-
-
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Any]:
     """Debian's Chromium, headless, driven by Playwright (never a browser Playwright downloads)."""
-    executable = chromium_executable()
+    executable = chromium()
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        launched = await playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_FLAGS
         )
         try:
-            yield chromium
+            yield launched
         finally:
-            await chromium.close()
+            await launched.close()
 
 
 def is_on(url: str, base: str) -> bool:
