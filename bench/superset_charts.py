@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from nbp_history.rollups.maintain import FILL_DAILY, FILL_HOURLY
+from nbp_history.rollups.maintain import FILL_DAILY, FILL_HOURLY, FILL_RESULTS_DAILY
 from nbp_superset.launcher import (
     Layout,
     Login,
@@ -33,7 +33,7 @@ from nbp_superset.launcher import (
     superset_environment,
 )
 
-from bench._history_runs import insert_runs_sql
+from bench._history_runs import load_runs
 from bench._support import embedded_postgres
 
 RUNS = int(os.environ.get("SUPERSET_CHARTS_RUNS", "1000000"))
@@ -81,19 +81,22 @@ async def load(dsn: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         started = time.perf_counter()
-        await conn.execute(insert_runs_sql(RUNS, DAYS))
+        await load_runs(conn, RUNS, DAYS)
         await conn.execute(GROUPS_SQL)
         await conn.execute(RESULTS_SQL)
         loaded = time.perf_counter()
-        await conn.execute(FILL_HOURLY)
-        await conn.execute(FILL_DAILY)
+        for fill in (FILL_HOURLY, FILL_DAILY, FILL_RESULTS_DAILY):
+            await conn.execute(fill)
         rolled = time.perf_counter()
-        for table in ("notebook_executions", "execution_results", "execution_rollups_daily"):
+        tables = (
+            "notebook_executions",
+            "execution_results",
+            "execution_rollups_daily",
+            "execution_result_rollups_daily",
+        )
+        for table in tables:
             await conn.execute(f"VACUUM ANALYZE history.{table}")
-        counts = {
-            table: await conn.fetchval(f"SELECT count(*) FROM history.{table}")
-            for table in ("notebook_executions", "execution_results", "execution_rollups_daily")
-        }
+        counts = {table: await conn.fetchval(f"SELECT count(*) FROM history.{table}") for table in tables}
         print(
             f"loaded in {loaded - started:.1f}s, rollups in {rolled - loaded:.1f}s; rows: {counts}",
             flush=True,
