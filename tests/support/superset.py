@@ -30,7 +30,7 @@ from nbp_superset.launcher import (
 )
 from sqlalchemy.engine import URL
 
-from tests.support.browser import CHROMIUM_FLAGS, chromium
+from tests.support.browser import launch_options
 from tests.support.common import ServiceProcess, drop_database, free_port, start_process
 from tests.support.executor import Platform
 from tests.support.keycloak import LocalKeycloak
@@ -115,13 +115,11 @@ def superset(
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Any]:
     """Debian's Chromium, headless, driven by Playwright (never a browser Playwright downloads)."""
-    executable = chromium()
+    options = launch_options()
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=executable, headless=True, args=CHROMIUM_FLAGS
-        )
+        launched = await playwright.chromium.launch(**options)
         try:
             yield launched
         finally:

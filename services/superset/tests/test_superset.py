@@ -18,6 +18,7 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
+from tests.support.browser import KEYCLOAK_FORM, keycloak_sign_in_async
 from tests.support.common import asyncpg_dsn
 from tests.support.executor import Platform
 from tests.support.keycloak import LocalKeycloak, keycloak
@@ -35,13 +36,6 @@ RUNS_DASHBOARD = "nbp-runs"
 # --- signing in --------------------------------------------------------------------------------------
 
 
-async def keycloak_form(page: Any, username: str, password: str) -> None:
-    await page.wait_for_selector("#username")
-    await page.fill("#username", username)
-    await page.fill("#password", password)
-    await page.click("#kc-login")
-
-
 async def sign_in(
     browser: Any, superset: SupersetServer, keycloak: LocalKeycloak, username: str, *, button: bool = False
 ) -> Any:
@@ -57,7 +51,7 @@ async def sign_in(
     else:
         await page.goto("/login/keycloak", wait_until="commit")
     await page.wait_for_url(lambda url: url.startswith(keycloak.url), wait_until="commit")
-    await keycloak_form(page, username, keycloak.user_password)
+    await keycloak_sign_in_async(page, username, keycloak.user_password)
     await page.wait_for_url(
         lambda url: is_on(url, superset.url) and "/login" not in url and "/oauth-authorized" not in url,
         wait_until="commit",
@@ -356,7 +350,7 @@ async def test_a_forged_or_missing_state_and_a_replayed_code_are_refused(
         # Replayed: another browser with a login of its own under way (a valid state) brings the used code.
         intruder = await other.new_page()
         await intruder.goto("/login/keycloak")
-        await intruder.wait_for_selector("#username")
+        await intruder.wait_for_selector(KEYCLOAK_FORM)
         own_state = parse_qs(urlparse(intruder.url).query)["state"][0]
         await intruder.goto(f"/oauth-authorized/keycloak?code={code}&state={own_state}")
         assert "/login" in intruder.url, intruder.url
@@ -379,7 +373,7 @@ async def test_logout_ends_the_keycloak_session(
         assert not await signed_in(context)
         # Keycloak asks for the password again: its session is gone, not only Superset's.
         await page.goto("/login/keycloak")
-        await page.wait_for_selector("#username")
+        await page.wait_for_selector(KEYCLOAK_FORM)
         assert page.url.startswith(keycloak.url)
     finally:
         await context.close()
