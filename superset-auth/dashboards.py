@@ -210,7 +210,7 @@ RUN_COUNTS = Dataset(
             ".1%",
         ),
         Metric("failures", f"COALESCE({FAILED_RUNS}, 0)", "Failures (failed, timed out)"),
-        Metric("failure_rate", f"{FAILED_RUNS}::float / {ENDED_RUNS}", "Failure rate", ".1%"),
+        Metric("failure_rate", f"COALESCE({FAILED_RUNS}, 0)::float / {ENDED_RUNS}", "Failure rate", ".1%"),
         RUN_TIME_HOURS,
     ),
 )
@@ -550,9 +550,11 @@ def rows_table(
     first: str,
     limit: int,
     only: tuple[str, tuple[str, ...]] | None = None,
+    number_formats: dict[str, str] | None = None,
+    width: int = 12,
 ) -> Chart:
     """The dataset's rows themselves, the largest ``first`` first (newest, slowest); ``only``: (column,
-    values) to keep."""
+    values) to keep; ``number_formats``: a column's d3 number format."""
     form: dict[str, Any] = {
         "query_mode": "raw",
         "all_columns": columns,
@@ -562,6 +564,7 @@ def rows_table(
         "row_limit": limit,
         "server_pagination": False,
         "table_timestamp_format": "smart_date",
+        "column_config": {column: {"d3NumberFormat": f} for column, f in (number_formats or {}).items()},
     }
     query: dict[str, Any] = {"columns": columns, "orderby": [[first, False]], "row_limit": limit}
     if only is not None:
@@ -576,7 +579,7 @@ def rows_table(
             }
         ]
         query["filters"] = [{"col": column, "op": "IN", "val": list(values)}]
-    return Chart(name, "table", dataset, form=form, query=query, width=12)
+    return Chart(name, "table", dataset, form=form, query=query, width=width)
 
 
 RUNS_PER_DAY = per_day(
@@ -597,6 +600,8 @@ DURATION_BY_NOTEBOOK = rows_table(
     columns=["notebook", "p50_seconds", "p95_seconds", "timed_runs"],
     first="p95_seconds",
     limit=50,
+    number_formats={"p50_seconds": ",.2f", "p95_seconds": ",.2f"},
+    width=6,
 )
 MOST_FAILING = summary_table(
     "Most failing notebooks",

@@ -156,3 +156,12 @@ async def test_result_trends_are_the_ended_runs_numbers(recorded: asyncpg.Connec
         assert trend["results"] == row["results"]
         assert trend["mean"] == pytest.approx(row["mean"], rel=1e-12)
         assert (trend["least"], trend["greatest"]) == (row["least"], row["greatest"])
+
+
+async def test_failure_rates_count_a_notebook_without_failures_as_zero(recorded: asyncpg.Connection) -> None:
+    rate = next(m for m in dashboards.RUN_COUNTS.metrics if m.name == "failure_rate")
+    rows = await recorded.fetch(
+        f"SELECT {dashboards.notebook_label()} AS notebook, {rate.expression} AS rate"
+        f" FROM ({dashboards.RUN_COUNTS.sql}) AS d GROUP BY 1"
+    )
+    assert {row["notebook"]: row["rate"] for row in rows} == {"train": 0.0, dashboards.NOT_REGISTERED: 0.5}

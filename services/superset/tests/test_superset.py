@@ -214,6 +214,7 @@ async def test_the_runs_dashboard_shows_the_runs_made_through_the_api(
         failing = await chart_rows(context, charts["Most failing notebooks"])
         assert failing[0]["notebook"] == "(not registered)"
         assert (failing[0]["failures"], failing[0]["runs"]) == (1, 2)
+        assert {r["notebook"]: r["failure_rate"] for r in failing} == {"(not registered)": 0.5, "train": 0.0}
 
         experiments = await dashboard_charts(context, "nbp-experiments")
         results = await chart_rows(context, experiments["Results against the run's parameters"])
