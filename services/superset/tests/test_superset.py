@@ -243,7 +243,12 @@ async def test_the_runs_dashboard_shows_the_runs_made_through_the_api(
         await page.goto(f"/superset/dashboard/{RUNS_DASHBOARD}/")
         await page.get_by_text("ZeroDivisionError").first.wait_for(timeout=120_000)
         await page.wait_for_load_state("networkidle", timeout=120_000)
-        await page.screenshot(path=str(artifacts_dir() / "superset-runs-dashboard.png"), full_page=True)
+        # ECharts animates its bars in: the picture is taken once two in a row are the same.
+        shots = [b"", await page.screenshot(full_page=True)]
+        while shots[-1] != shots[-2] and len(shots) < 60:
+            shots.append(await page.screenshot(full_page=True))
+        assert shots[-1] == shots[-2], "the dashboard never stopped changing"
+        (artifacts_dir() / "superset-runs-dashboard.png").write_bytes(shots[-1])
     finally:
         await context.close()
 
