@@ -590,6 +590,8 @@ RUNS_PER_DAY = per_day(
     width=8,
     x_axis_title="Day",
     y_axis_title="Runs",
+    x_axis_title_margin=30,  # what Superset's editor sets with a title: 0 draws it over the ticks
+    y_axis_title_margin=30,
 )
 SUCCESS_RATE = big_number(
     "Success rate", RUN_COUNTS, metric="success_rate", number_format=".1%", subheader="of ended runs"
