@@ -5,11 +5,13 @@ Inside: new user, mount, PID, IPC and UTS namespaces; the owner's folder bound r
 ``/home/<username>`` (the working directory by default); the system's ``/usr`` and the Python runtime
 (the interpreter's prefix, the virtual environment, a few named packages) read-only; a private ``/tmp``;
 its own ``/proc`` and ``/dev``; a generated ``/etc/passwd``; no other file of the host (no workspace
-root, no other user, no checkout, no ``/etc/shadow``). The environment is built from an allow-list
-(no ``NBP_*`` but the API's address ``NBP_URL``, nothing named like a secret). Limits: memory
-(``RLIMIT_AS``), CPU time (``RLIMIT_CPU``) and processes -- ``RLIMIT_NPROC``, which Linux counts per user
-namespace, i.e. per sandbox; for a root executor (whose processes ``RLIMIT_NPROC`` does not bind) a
-``pids`` cgroup per sandbox instead, and no sandbox at all when neither can hold.
+root, no other user, no checkout, no ``/etc/shadow``). The environment is built from an allow-list per
+kind of sandbox (``SandboxKind``): no ``NBP_*`` but the API's address ``NBP_URL``, nothing named like a
+secret; a user's own JupyterHub server also gets its ``JUPYTERHUB_*`` (its own API token), a notebook run
+none of them. Limits: memory (``RLIMIT_AS``), CPU time (``RLIMIT_CPU``) and processes --
+``RLIMIT_NPROC``, which Linux counts per user namespace, i.e. per sandbox; for a root executor (whose
+processes ``RLIMIT_NPROC`` does not bind) a ``pids`` cgroup per sandbox instead, and no sandbox at all
+when neither can hold.
 
 Use: ``prepared = prepare(Sandbox(...), argv)``, then start ``prepared.argv`` with
 ``pass_fds=prepared.pass_fds`` and ``preexec_fn=prepared.preexec_fn`` (``spawn`` does both for asyncio),
@@ -30,6 +32,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +58,19 @@ ALLOWED_ENV = frozenset(
         "MKL_NUM_THREADS",
     }
 )
-ALLOWED_ENV_PREFIXES = ("JPY_", "JUPYTER_", "JUPYTERHUB_")
+
+
+class SandboxKind(StrEnum):
+    """What runs inside, which decides what of the environment it may receive."""
+
+    RUN = "run"  # a notebook run's kernel: nothing of JupyterHub
+    SERVER = "server"  # a user's own JupyterHub server: its hub variables, its own API token included
+
+
+ALLOWED_ENV_PREFIXES = ("JPY_", "JUPYTER_")
+# A server's hub variables, whatever their name: JUPYTERHUB_API_TOKEN is the server's own token, which
+# acts for its owner only. A run gets none of them (an executor's hub token would reach every run).
+SERVER_ENV_PREFIX = "JUPYTERHUB_"
 # The platform's own variables that are addresses, not secrets: the API the ``nbp`` client calls.
 PUBLIC_NBP_ENV = frozenset({"NBP_URL"})
 # Never passed, whatever the allow-list says.
@@ -104,6 +119,7 @@ class Limits:
 class Sandbox:
     username: str
     folder: Path  # the owner's folder on the host: /home/<username> inside
+    kind: SandboxKind = SandboxKind.RUN
     cwd: str | None = None  # inside; the home folder by default
     env: Mapping[str, str] = field(default_factory=dict)  # checked against the allow-list
     limits: Limits = field(default_factory=Limits)
@@ -178,14 +194,17 @@ def sandbox_env(sandbox: Sandbox) -> dict[str, str]:
         "MPLCONFIGDIR": "/tmp/matplotlib",
         "IPYTHONDIR": "/tmp/ipython",
     }
-    env.update({k: v for k, v in sandbox.env.items() if env_allowed(k)})
+    env.update({k: v for k, v in sandbox.env.items() if env_allowed(k, sandbox.kind)})
     return env
 
 
-def env_allowed(name: str) -> bool:
+def env_allowed(name: str, kind: SandboxKind) -> bool:
+    """Whether a sandbox of ``kind`` may receive the variable ``name``."""
     if name in PUBLIC_NBP_ENV:
         return True
-    if _SECRET_NAME.search(name.upper()) and not name.startswith("JUPYTERHUB_"):
+    if kind is SandboxKind.SERVER and name.startswith(SERVER_ENV_PREFIX):
+        return True
+    if _SECRET_NAME.search(name.upper()):
         return False
     return name in ALLOWED_ENV or name.startswith(ALLOWED_ENV_PREFIXES)
 

@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nbp_common.sandbox import Limits, Sandbox, env_allowed, prepare, sandbox_env, spawn, sweep_cgroups
+from nbp_common.sandbox import (
+    Limits,
+    Sandbox,
+    SandboxKind,
+    env_allowed,
+    prepare,
+    sandbox_env,
+    spawn,
+    sweep_cgroups,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -131,21 +140,54 @@ def test_a_probe_reaches_its_own_folder_and_nothing_else(
     assert CANARY not in done.stdout
 
 
-def test_the_environment_is_an_allow_list() -> None:
-    assert not env_allowed("NBP_DB_PASSWORD")
-    assert not env_allowed("NBP_WORKSPACE")
-    assert not env_allowed("AWS_SECRET_ACCESS_KEY")
-    assert not env_allowed("PATH")  # set by the sandbox itself, never passed through
-    assert env_allowed("JPY_PARENT_PID")
-    assert env_allowed("LANG")
+@pytest.mark.parametrize("kind", list(SandboxKind))
+def test_the_environment_is_an_allow_list(kind: SandboxKind) -> None:
+    assert not env_allowed("NBP_DB_PASSWORD", kind)
+    assert not env_allowed("NBP_WORKSPACE", kind)
+    assert not env_allowed("AWS_SECRET_ACCESS_KEY", kind)
+    assert not env_allowed("PATH", kind)  # set by the sandbox itself, never passed through
+    assert env_allowed("JPY_PARENT_PID", kind)
+    assert env_allowed("LANG", kind)
     # The API's address is the one platform variable let in: the nbp client inside finds the API by it.
-    assert env_allowed("NBP_URL")
+    assert env_allowed("NBP_URL", kind)
     env = sandbox_env(
         Sandbox("alice", Path("/nonexistent"), env={"HOME": "/root", "NBP_X": "1", "NBP_URL": "http://api"})
     )
     assert env["HOME"] == "/home/alice"
     assert "NBP_X" not in env
     assert env["NBP_URL"] == "http://api"
+
+
+HUB_ENV = {
+    "JUPYTERHUB_API_TOKEN": CANARY,
+    "JUPYTERHUB_API_URL": "http://127.0.0.1:8081/hub/api",
+    "JUPYTERHUB_USER": "alice",
+    "JPY_SESSION_NAME": "report.ipynb",
+}
+PRINT_ENV = "import json, os; print(json.dumps(dict(os.environ)))"
+
+
+def test_a_run_gets_no_hub_variable_and_no_hub_token(workspace: Path) -> None:
+    """An executor started with JupyterHub's variables (its own hub token) must not hand them to runs."""
+    done = run(
+        Sandbox("alice", workspace / "alice", kind=SandboxKind.RUN, env=HUB_ENV),
+        [sys.executable, "-c", PRINT_ENV],
+    )
+    assert done.returncode == 0, done.stderr
+    inside: dict[str, str] = json.loads(done.stdout)
+    assert [name for name in inside if name.startswith("JUPYTERHUB_")] == []
+    assert CANARY not in done.stdout
+    assert inside["JPY_SESSION_NAME"] == "report.ipynb"  # Jupyter's own variables still pass
+
+
+def test_a_users_server_gets_its_hub_variables_and_its_own_token(workspace: Path) -> None:
+    done = run(
+        Sandbox("alice", workspace / "alice", kind=SandboxKind.SERVER, env=HUB_ENV),
+        [sys.executable, "-c", PRINT_ENV],
+    )
+    assert done.returncode == 0, done.stderr
+    inside: dict[str, str] = json.loads(done.stdout)
+    assert {name: inside.get(name) for name in HUB_ENV} == HUB_ENV
 
 
 def test_a_fork_bomb_stops_at_the_process_limit(workspace: Path) -> None:

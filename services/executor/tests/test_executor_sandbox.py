@@ -1,7 +1,7 @@
 """The ``sandbox`` runner against escapes: registry, history and executor as real processes (the executor
-started with a canary secret in its environment), notebooks run as ``alice`` trying to reach what is not
-hers, and runs that exceed the sandbox's limits. Every escape fails, the executor is unharmed, the next
-run is fine, and the same notebook's legitimate work succeeds."""
+started with a canary secret, and JupyterHub's token, in its environment), notebooks run as ``alice``
+trying to reach what is not hers, and runs that exceed the sandbox's limits. Every escape fails, the
+executor is unharmed, the next run is fine, and the same notebook's legitimate work succeeds."""
 
 from __future__ import annotations
 
@@ -58,7 +58,9 @@ for path in glob.glob("/proc/*/environ") + glob.glob("/proc/*/cmdline"):
     except OSError:
         pass
 escapes["canary"] = leaks
-escapes["canary_in_env"] = [k for k, v in os.environ.items() if canary in v or k.startswith("NBP_")]
+escapes["canary_in_env"] = [
+    k for k, v in os.environ.items() if canary in v or k.startswith(("NBP_", "JUPYTERHUB_"))
+]
 escapes["homes"] = sorted(os.listdir("/home"))
 nbp.record("escapes", escapes)
 """
@@ -138,6 +140,9 @@ async def sandboxed(
                 # Secrets the executor holds: no run may find them anywhere.
                 "NBP_SERVICE_CLIENT_SECRET": CANARY,
                 "NBP_DB_PASSWORD": CANARY,
+                # An executor started inside a JupyterHub server: its hub token reaches no run either.
+                "JUPYTERHUB_API_TOKEN": CANARY,
+                "JUPYTERHUB_USER": "executor",
             },
             log_dir=logs,
         )

@@ -17,7 +17,7 @@ from typing import Any
 
 from jupyterhub.spawner import LocalProcessSpawner
 from jupyterhub.utils import random_port
-from nbp_common.sandbox import Limits, Prepared, Sandbox, prepare
+from nbp_common.sandbox import Limits, Prepared, Sandbox, SandboxKind, prepare
 from traitlets import Integer, Unicode
 
 # Importable packages a server needs that live outside the virtual environment (editable workspace
@@ -59,6 +59,7 @@ class SandboxSpawner(LocalProcessSpawner):  # type: ignore[misc]
         sandbox = Sandbox(
             username=self.user.name,
             folder=folder,
+            kind=SandboxKind.SERVER,  # its hub variables: the server's own API token, for its owner
             env=self.get_env(),
             limits=Limits(memory_bytes=self.memory_limit_bytes, processes=self.process_limit),
             packages=SERVER_PACKAGES,

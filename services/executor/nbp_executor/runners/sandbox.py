@@ -17,7 +17,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from nbp_common.sandbox import Limits, Sandbox, bubblewrap
+from nbp_common.sandbox import Limits, Sandbox, SandboxKind, bubblewrap
 
 from nbp_executor.intake.workspace import user_folder
 from nbp_executor.runners.kernels import KernelPool, KernelStartError, SandboxZygote, WarmKernel
@@ -60,7 +60,10 @@ class SandboxRunner:
             folder.mkdir(parents=True, exist_ok=True)
             # The process and memory limits hold the whole sandbox; CPU time is set per kernel.
             sandbox = Sandbox(
-                username, folder, limits=Limits(self.limits.memory_bytes, None, self.limits.processes)
+                username,
+                folder,
+                kind=SandboxKind.RUN,
+                limits=Limits(self.limits.memory_bytes, None, self.limits.processes),
             )
             zygote = SandboxZygote(sandbox, self.limits.cpu_seconds)
             pool = KernelPool(
