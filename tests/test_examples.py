@@ -36,6 +36,7 @@ async def test_the_notebook_manager_example_runs_end_to_end(platform: Platform, 
         assert "sales_analysis.ipynb" in lines
         assert "3. Parameters: region:str, month:int, growth:float" in lines
         assert " completed in " in lines
+        assert "6. Recorded: completed" in lines  # the SDK's run answered once the history had it
         assert '"region": "south"' in lines
         assert '"months": 3' in lines
     assert "(already registered)" in done.stdout

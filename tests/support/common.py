@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import asyncpg
 import httpx
@@ -213,27 +214,46 @@ async def wait_until_ready(base_url: str, within: float = 60.0, path: str = "/re
             await asyncio.sleep(0.1)
 
 
+def loopback_socket(port: int = 0) -> socket.socket:
+    """A TCP socket bound on loopback (``port`` 0: a free one), for :func:`serve_asgi`."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
+@asynccontextmanager
+async def serve_asgi(
+    app: Any, sock: socket.socket, lifespan: Literal["on", "off"] = "on"
+) -> AsyncIterator[str]:
+    """The ASGI ``app`` served by uvicorn on the running loop, on the bound ``sock``; yields its base
+    URL. ``lifespan="off"`` for an app without startup and shutdown. The socket is closed afterwards."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan=lifespan))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    host, port = sock.getsockname()[:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        # Until the app has shut down, however long its lifespan takes under load (the test's own
+        # timeout bounds it): a timer here failed teardowns of a busy executor.
+        server.should_exit = True
+        try:
+            await task
+        finally:
+            sock.close()
+
+
 @asynccontextmanager
 async def served_app(
     specs: Sequence[ServiceSpec], settings: Settings, port: int | None = None
 ) -> AsyncIterator[str]:
     """The app serving ``specs`` on a real loopback port, on the running loop (background work
     included); yields its base URL. Services that call each other over HTTP can do so through it."""
-    import uvicorn
-
-    port = port or free_port()
-    config = uvicorn.Config(
-        create_app(specs, settings), host="127.0.0.1", port=port, log_config=None, lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    base_url = f"http://127.0.0.1:{port}"
-    try:
+    async with serve_asgi(create_app(specs, settings), loopback_socket(port or 0)) as base_url:
         await wait_until_ready(base_url)
         yield base_url
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 60)
 
 
 class RestartableService:

@@ -119,11 +119,18 @@ def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
 
 
 @pytest.fixture(scope="module")
+def platform_env() -> dict[str, str]:
+    """Settings a test module gives its platform on top of the defaults (override the fixture)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
 async def platform(
     pg_admin_url: URL,
     template_database: str,
     executor_workspace: Path,
     monkeypatch_module: pytest.MonkeyPatch,
+    platform_env: dict[str, str],
 ) -> AsyncIterator[Platform]:
     """Registry, history and executor in one app on a real port (2 workers, warm kernels)."""
     port = free_port()
@@ -135,6 +142,7 @@ async def platform(
         "NBP_EXECUTOR_WORKERS": "2",
         "NBP_EXECUTOR_LEASE_SECONDS": "5",
         "NBP_EXECUTOR_CANCEL_GRACE_SECONDS": "1",
+        **platform_env,
     }.items():
         monkeypatch_module.setenv(key, value)
     async with (

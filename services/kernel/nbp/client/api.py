@@ -21,6 +21,7 @@ import base64
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
+from dataclasses import replace
 from typing import Any, NamedTuple, TypeVar, cast
 
 import httpx
@@ -28,7 +29,7 @@ import httpx
 from nbp.client import calls
 from nbp.client.calls import Call
 from nbp.client.credentials import CredentialStore, TokenSource, resolve_server
-from nbp.client.errors import NbpError, Unavailable, error_for
+from nbp.client.errors import NbpError, NotFound, Unavailable, error_for
 from nbp.client.models import (
     TERMINAL,
     Execution,
@@ -42,6 +43,8 @@ from nbp.client.models import (
 
 ProgressCallback = Callable[[Run], None]
 PAGE_SIZE = 100
+# How long an ended run's answer waits at most for the history to record its ending.
+RECORD_WAIT_SECONDS = 30.0
 T = TypeVar("T")
 
 
@@ -206,9 +209,32 @@ class _Plans:
             if on_progress is not None:
                 on_progress(run)
             if run["status"] in TERMINAL:
+                yield from self._recorded(run_id, poll, deadline)
                 return run
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"run {run_id} is still {run['status']} after {within} s")
+            yield _Pause(poll)
+
+    def _recorded(self, run_id: int, poll: float, deadline: float | None) -> Plan[None]:
+        """Until the history has the ended run's ending: the executor's outbox delivers it a moment
+        after the run ends, and what the caller reads next (the record, its results) must be the ended
+        run, as the synchronous endpoints answer. An unreachable history delays the answer by at most
+        RECORD_WAIT_SECONDS (or until ``deadline``); it does not withhold it."""
+        until = time.monotonic() + RECORD_WAIT_SECONDS
+        if deadline is not None:
+            until = min(until, deadline)
+        while True:
+            try:
+                record = yield from self._answer(replace(calls.get_execution(run_id), retry=False))
+            except (NotFound, Unavailable):
+                pass  # not recorded yet, or the history unreachable for now
+            except NbpError:
+                return  # the caller may not read the history: there is nothing to wait for
+            else:
+                if record["status"] in TERMINAL:
+                    return
+            if time.monotonic() >= until:
+                return
             yield _Pause(poll)
 
     def _run(
@@ -401,7 +427,8 @@ class Client(_Plans):
         poll: float = 0.5,
         within: float | None = None,
     ) -> Run:
-        """The run once it has ended; ``on_progress`` sees every state polled on the way."""
+        """The run once it has ended and the history has recorded its ending (so that ``execution`` and
+        ``results`` read the ended run); ``on_progress`` sees every state polled on the way."""
         return self._carry_out(self._wait(run_id, on_progress, poll, within))
 
     def run(
