@@ -523,3 +523,47 @@ async def test_request_shape_errors(platform: Platform) -> None:
     assert response.status_code == 404
     response = await platform.client.get("/list-notebooks/-x")
     assert response.status_code == 422
+
+
+# --- The seed's synchronous run endpoints: one handler, each with its own request model -------------
+
+SEED_RUN_ROUTES = [
+    ("/execute", "execute", "ExecuteRequest"),
+    ("/run-notebook", "run_notebook", "RunNotebookRequest"),
+    ("/execute-notebook", "execute_notebook", "ExecuteNotebookRequest"),
+]
+
+
+@pytest.mark.parametrize(("path", "name", "model"), SEED_RUN_ROUTES)
+async def test_each_seed_run_endpoint_is_documented_with_its_own_request_model(
+    platform: Platform, path: str, name: str, model: str
+) -> None:
+    operation = (await platform.client.get("/openapi.json")).json()["paths"][path]["post"]
+    assert operation["operationId"] == f"{name}_{name}_post"
+    assert operation["summary"] == name.replace("_", " ").title()
+    assert operation["description"]
+    assert operation["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": f"#/components/schemas/{model}"
+    }
+    assert sorted(operation["responses"]) == ["200", "202", "403", "404", "413", "422", "503"]
+    assert [(p["name"], p["in"], p["schema"]["default"]) for p in operation["parameters"]] == [
+        ("wait", "query", True)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "refused"),
+    [
+        # Fields of the full form only: the short forms refuse them.
+        ("/execute", {"notebook_path": "x.ipynb", "kernel_name": "python3"}, "kernel_name"),
+        ("/run-notebook", {"input_path": "x.ipynb", "tags": ["a"]}, "tags"),
+        # The seed's /run-notebook field names are its own.
+        ("/execute-notebook", {"notebook_path": "x.ipynb", "input_paths": "y"}, "input_paths"),
+    ],
+)
+async def test_each_seed_run_endpoint_validates_with_its_own_model(
+    platform: Platform, path: str, body: dict[str, Any], refused: str
+) -> None:
+    response = await platform.client.post(path, json={"username": "seedform", **body})
+    assert response.status_code == 422, response.text
+    assert field_rules(response.json()) == {refused: "extra_forbidden"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -75,40 +75,46 @@ async def _run(
     return JSONResponse(ended)
 
 
-@seed.post(
+class _SeedRequest(Protocol):
+    def run_request(self) -> RunRequest: ...
+
+
+def _seed_run_route(path: str, name: str, model: type[_SeedRequest], description: str) -> None:
+    """One of the seed's synchronous run endpoints: the same handler, each with its request model."""
+
+    async def endpoint(
+        body: Any, rt: Runtime, session: SessionDep, caller: Writer, wait: Wait = True
+    ) -> Response:
+        return await _run(rt, session, body.run_request(), caller, wait)
+
+    endpoint.__annotations__["body"] = model  # what FastAPI validates the body as, and documents
+    seed.post(
+        path,
+        name=name,
+        description=description,
+        response_model=ExecutionState,
+        responses={**_SUBMIT_ERRORS, 202: {"model": ExecutionState, "description": "Queued (wait=false)."}},
+    )(endpoint)
+
+
+_seed_run_route(
     "/execute",
-    response_model=ExecutionState,
-    responses={**_SUBMIT_ERRORS, 202: {"model": ExecutionState, "description": "Queued (wait=false)."}},
+    "execute",
+    ExecuteRequest,
+    "Run a notebook of a user's folder (or a registered one) and answer with the ended run.",
 )
-async def execute(
-    body: ExecuteRequest, rt: Runtime, session: SessionDep, caller: Writer, wait: Wait = True
-) -> Response:
-    """Run a notebook of a user's folder (or a registered one) and answer with the ended run."""
-    return await _run(rt, session, body.run_request(), caller, wait)
-
-
-@seed.post(
+_seed_run_route(
     "/run-notebook",
-    response_model=ExecutionState,
-    responses={**_SUBMIT_ERRORS, 202: {"model": ExecutionState, "description": "Queued (wait=false)."}},
+    "run_notebook",
+    RunNotebookRequest,
+    "Run `input_path` into `output_path`, both inside the user's folder.",
 )
-async def run_notebook(
-    body: RunNotebookRequest, rt: Runtime, session: SessionDep, caller: Writer, wait: Wait = True
-) -> Response:
-    """Run `input_path` into `output_path`, both inside the user's folder."""
-    return await _run(rt, session, body.run_request(), caller, wait)
-
-
-@seed.post(
+_seed_run_route(
     "/execute-notebook",
-    response_model=ExecutionState,
-    responses={**_SUBMIT_ERRORS, 202: {"model": ExecutionState, "description": "Queued (wait=false)."}},
+    "execute_notebook",
+    ExecuteNotebookRequest,
+    "The full form: kernel, timeouts, output, tags.",
 )
-async def execute_notebook(
-    body: ExecuteNotebookRequest, rt: Runtime, session: SessionDep, caller: Writer, wait: Wait = True
-) -> Response:
-    """The full form: kernel, timeouts, output, tags."""
-    return await _run(rt, session, body.run_request(), caller, wait)
 
 
 @seed.get("/list-notebooks/{username}", response_model=UserNotebooksOut)
