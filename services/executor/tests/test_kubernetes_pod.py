@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 from nbp_common.errors import Invalid
+from nbp_executor.models import Job
 from nbp_executor.runners.kubernetes.pod import (
     PAPERMILL,
     RunPod,
@@ -39,18 +40,39 @@ def _settings(**overrides: Any) -> KubernetesSettings:
 
 def _run(**overrides: Any) -> RunPod:
     values: dict[str, Any] = {
-        "run_id": 42,
+        "id": 42,
         "attempt": 1,
         "username": "alice",
         "input_path": "reports/q3.ipynb",
         "output_path": "outputs/q3-42.ipynb",
-        "parameters": {"alpha": 0.5, "big": 1e20, "name": "x: y", "when": "2026-01-01", "flags": [1, 2]},
+        "parameters_used": {"alpha": 0.5, "big": 1e20, "name": "x: y", "when": "2026-01-01", "flags": [1, 2]},
         "kernel_name": "python3",
         "timeout_seconds": 900,
         "cell_timeout_seconds": 60,
     }
     values.update(overrides)
     return RunPod(**values)
+
+
+def test_a_runs_pod_is_made_from_its_jobs_record() -> None:
+    """The pod gets the run's record as the history does (``jobs.run_record``: the job's parameters as
+    ``parameters_used``), the job's id and limits, and its own resources."""
+    run = _run(attempt=2, resources=RunResources(cpu="1", memory="2Gi"))
+    job = Job(
+        id=run.id,
+        status="running",
+        attempt=run.attempt,
+        username=run.username,
+        input_path=run.input_path,
+        output_path=run.output_path,
+        parameters=run.parameters_used,
+        kernel_name=run.kernel_name,
+        timeout_seconds=run.timeout_seconds,
+        cell_timeout_seconds=run.cell_timeout_seconds,
+        resources={"cpu": "1", "memory": "2Gi"},
+    )
+    assert RunPod.of(job) == run
+    assert RunPod.of(job) != _run(attempt=2)  # the job's resources count
 
 
 def test_the_pod_sees_only_its_owners_folder_at_home() -> None:
@@ -171,7 +193,7 @@ def test_papermill_command_line() -> None:
     # The parameters come back exactly as given, read as Papermill reads them (YAML).
     parameters = yaml.safe_load(args[args.index("--parameters_yaml") + 1])
     assert parameters == {"alpha": 0.5, "big": 1e20, "name": "x: y", "when": "2026-01-01", "flags": [1, 2]}
-    (plain,) = run_pod(_run(parameters={}, cell_timeout_seconds=None), _settings())["spec"]["containers"]
+    (plain,) = run_pod(_run(parameters_used={}, cell_timeout_seconds=None), _settings())["spec"]["containers"]
     assert "--parameters_yaml" not in plain["args"]
     assert "--execution-timeout" not in plain["args"]
 
@@ -227,7 +249,7 @@ def _kubeconform(path: Path, version: str) -> subprocess.CompletedProcess[str]:
 def test_kubeconform_accepts_the_pod(tmp_path: Path, version: str) -> None:
     pods = [
         run_pod(_run(), _settings()),
-        run_pod(_run(resources=RunResources(cpu="3", memory="8Gi"), parameters={}), _settings()),
+        run_pod(_run(resources=RunResources(cpu="3", memory="8Gi"), parameters_used={}), _settings()),
     ]
     path = tmp_path / "pods.yaml"
     path.write_text(yaml.safe_dump_all(pods))

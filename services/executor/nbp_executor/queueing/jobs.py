@@ -27,6 +27,13 @@ def utcnow() -> datetime:
 
 
 _JOB_COLUMNS = frozenset(Job.__table__.columns.keys())
+# The run record's fields a job holds under another name (the others have the same name in both).
+_JOB_NAMES = {"parameters_used": "parameters"}
+
+
+def job_field(job: Job, name: str) -> Any:
+    """The job's value of a run-record field (or of its own column), by the record's name."""
+    return getattr(job, _JOB_NAMES.get(name, name))
 
 
 def run_record(job: Job) -> dict[str, Any]:
@@ -35,8 +42,11 @@ def run_record(job: Job) -> dict[str, Any]:
     if job.started_at is not None and job.completed_at is not None:
         duration = max(0.0, (job.completed_at - job.started_at).total_seconds())
     return {
-        **{name: getattr(job, name) for name in RunRecord.model_fields if name in _JOB_COLUMNS},
-        "parameters_used": job.parameters,
+        **{
+            name: job_field(job, name)
+            for name in RunRecord.model_fields
+            if _JOB_NAMES.get(name, name) in _JOB_COLUMNS
+        },
         "execution_time_seconds": duration,
     }
 

@@ -15,13 +15,15 @@ and its output, read by the executor from the same volume. Nothing flows back th
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import PurePosixPath
 from typing import Any
 
 import yaml
 from nbp_common.errors import Invalid
 
+from nbp_executor.models import Job
+from nbp_executor.queueing.jobs import job_field
 from nbp_executor.runners.kubernetes.settings import KubernetesSettings, quantity
 from nbp_executor.schemas import RunResources
 
@@ -84,18 +86,27 @@ def check_resources(asked: RunResources | None, settings: KubernetesSettings) ->
 
 @dataclass(frozen=True)
 class RunPod:
-    """What a run's pod is made from (the job's fields, resolved)."""
+    """What a run's pod is made from: fields of the run's record (``jobs.run_record``, the run as both
+    services describe it) and of its job, each by its name there."""
 
-    run_id: int
+    id: int
     attempt: int
     username: str
     input_path: str  # relative to the owner's folder
     output_path: str  # relative to the owner's folder
-    parameters: dict[str, Any]
+    parameters_used: dict[str, Any]
     kernel_name: str
     timeout_seconds: int
     cell_timeout_seconds: int | None
     resources: RunResources | None = None
+
+    @classmethod
+    def of(cls, job: Job) -> RunPod:
+        """The pod's fields of ``job``, each by the run record's name (``jobs.job_field``); only these
+        are read (the runner's job is detached from its session)."""
+        found = {f.name: job_field(job, f.name) for f in fields(cls) if f.name != "resources"}
+        resources = RunResources.model_validate(job.resources) if job.resources else None
+        return cls(**found, resources=resources)
 
     @property
     def home(self) -> PurePosixPath:
@@ -131,8 +142,8 @@ def papermill_args(run: RunPod) -> list[str]:
     ]
     if run.cell_timeout_seconds is not None:
         args += ["--execution-timeout", str(run.cell_timeout_seconds)]
-    if run.parameters:
-        args += ["--parameters_yaml", yaml.safe_dump(run.parameters, default_flow_style=True).strip()]
+    if run.parameters_used:
+        args += ["--parameters_yaml", yaml.safe_dump(run.parameters_used, default_flow_style=True).strip()]
     return args
 
 
@@ -155,13 +166,13 @@ def run_pod(run: RunPod, settings: KubernetesSettings) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "name": pod_name(settings, run.run_id, run.attempt),
+            "name": pod_name(settings, run.id, run.attempt),
             "labels": {
                 "app.kubernetes.io/part-of": PART_OF,
                 "app.kubernetes.io/instance": settings.instance,
                 "app.kubernetes.io/component": COMPONENT,
                 "app.kubernetes.io/managed-by": "nbp-executor",
-                EXECUTION_LABEL: str(run.run_id),
+                EXECUTION_LABEL: str(run.id),
                 ATTEMPT_LABEL: str(run.attempt),
                 USERNAME_LABEL: username_label(run.username),
             },

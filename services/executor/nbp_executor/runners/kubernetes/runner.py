@@ -160,21 +160,7 @@ class KubernetesRunner:
         check_resources(asked, self.k8s)
 
     def pod_of(self, job: Job) -> dict[str, Any]:
-        return run_pod(
-            RunPod(
-                run_id=job.id,
-                attempt=job.attempt,
-                username=job.username,
-                input_path=job.input_path,
-                output_path=job.output_path,
-                parameters=job.parameters,
-                kernel_name=job.kernel_name,
-                timeout_seconds=job.timeout_seconds,
-                cell_timeout_seconds=job.cell_timeout_seconds,
-                resources=RunResources.model_validate(job.resources) if job.resources else None,
-            ),
-            self.k8s,
-        )
+        return run_pod(RunPod.of(job), self.k8s)
 
     async def execute(
         self, job: Job, progress: Progress, signals: RunSignals, create: bool = True
