@@ -324,3 +324,48 @@ async def test_bad_targets_are_refused_and_nothing_is_stored(
     )
     assert missing.status_code == 404
     assert int((await platform.client.get("/notifications")).headers["X-Total-Count"]) == before
+
+
+async def test_deleting_a_rule_with_deliveries_and_a_schedule_with_rules_and_runs(
+    mailbox: tuple[Mailbox, SmtpReceiver], platform: Platform, notebook: Notebook
+) -> None:
+    """The delete paths with what hangs off them: a rule's deliveries go with it, a schedule's rules
+    and fire records go with it (the database's ON DELETE CASCADE), its runs stay; nothing answers 500
+    whatever the session has loaded before (the registry's lazy="raise" hazard)."""
+    notebook(platform.user("del") / "tick.ipynb", "import nbp\nnbp.record('n', n)", parameters="n = 0")
+    created = await platform.client.post(
+        "/schedules", json={"username": "del", "notebook_path": "tick.ipynb", "cron": "0 6 * * *"}
+    )
+    assert created.status_code == 201, created.text
+    schedule = f"/schedules/{created.json()['id']}"
+    rules = []
+    for _ in range(2):
+        rule = await platform.client.post(
+            "/notifications",
+            json={
+                "schedule_id": created.json()["id"],
+                "channel": "email",
+                "email": "del@example.org",
+                "triggers": ["success"],
+            },
+        )
+        assert rule.status_code == 201, rule.text
+        rules.append(f"/notifications/{rule.json()['id']}")
+    sent = len(mailbox[0].messages)
+    run = await platform.client.post(f"{schedule}/run-now")
+    assert run.status_code == 202, run.text
+    assert (await platform.wait(run.json()["id"]))["status"] == "completed"
+    await eventually(lambda: len(mailbox[0].messages) >= sent + 2)  # each rule's delivery made and sent
+    assert len((await platform.client.get(f"{rules[0]}/deliveries")).json()) == 1
+
+    assert (await platform.client.get(rules[0])).status_code == 200  # loaded in the session first
+    assert (await platform.client.delete(rules[0])).status_code == 204
+    assert (await platform.client.get(rules[0])).status_code == 404
+    assert (await platform.client.get(f"{rules[0]}/deliveries")).status_code == 404
+    assert (await platform.client.delete(rules[0])).status_code == 404
+
+    assert (await platform.client.get(f"{schedule}/runs")).json()[0]["id"] == run.json()["id"]
+    assert (await platform.client.delete(schedule)).status_code == 204
+    assert (await platform.client.get(schedule)).status_code == 404
+    assert (await platform.client.get(rules[1])).status_code == 404
+    assert (await platform.client.get(f"/executions/{run.json()['id']}")).status_code == 200
