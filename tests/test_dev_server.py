@@ -2,6 +2,7 @@
 and nothing left running after Ctrl-C. And each service alone, as its container runs it."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,15 @@ import psutil
 from sqlalchemy.engine import URL
 
 from tests.support.common import ServiceProcess, free_port, start_process, start_service
+
+FROZEN = re.compile(r"\((\d+) objects of the start frozen out of the collector's passes\)")
+
+
+def frozen_at_start(server: ServiceProcess) -> int:
+    """How many objects the server froze out of the garbage collector before serving (its log)."""
+    found = FROZEN.search(server.log.read_text())
+    assert found is not None, f"{server.log} says nothing of the start's objects frozen"
+    return int(found.group(1))
 
 
 def postgres_processes(data_dir: Path) -> list[psutil.Process]:
@@ -42,6 +52,8 @@ def test_dev_server_serves_everything_keeps_data_and_leaves_no_postgres(tmp_path
     server, _ = start_dev(data_dir, tmp_path / "dev-1.log")
     try:
         assert httpx.get(f"{server.url}/ready").json()["status"] == "ready"
+        # The same start path as a service's `serve`: the start's objects frozen out of the GC.
+        assert frozen_at_start(server) > 10_000
         created = httpx.post(
             f"{server.url}/db/notebooks",
             json={"name": "kept", "file_path": "kept.ipynb", "username": "alice"},
@@ -73,6 +85,7 @@ def test_each_service_serves_alone_on_its_own_port(database_url: URL, tmp_path: 
         assert httpx.get(f"{history.url}/db/notebooks").status_code == 404
         for service in (registry, history):
             assert httpx.get(f"{service.url}/ready").json()["status"] == "ready"
+            assert frozen_at_start(service) > 10_000
     finally:
         registry.stop()
         history.stop()

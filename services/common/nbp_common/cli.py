@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -18,6 +19,8 @@ from nbp_common.app import ServiceSpec, create_app
 from nbp_common.auth import AuthSettings, InsecureBindError, assert_loopback_only
 from nbp_common.observability import configure_logging
 from nbp_common.settings import Settings
+
+logger = logging.getLogger("nbp.serve")
 
 
 async def _schema_state(settings: Settings, trees: Sequence[migrations.MigrationTree]) -> list[str]:
@@ -89,9 +92,16 @@ def run_cli(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
 
 
 def serve_forever(app: FastAPI, host: str, port: int) -> None:
-    """Serve ``app`` until stopped. What exists by now (modules, the app, its routes and models) lives as
-    long as the process: frozen out of the garbage collector's passes, so that a full collection walks
-    the objects of requests only, not the 10^5 of the platform's code (a pause in every request it hits)."""
+    """Serve ``app`` until stopped: the one start path of every server (``nbp-<service> serve``,
+    ``nbp-dev``). What exists by now (modules, the app, its routes and models) lives as long as the
+    process: frozen out of the garbage collector's passes, so that a full collection walks the objects of
+    requests only, not the 10^5 of the platform's code (a pause in every request it hits)."""
     gc.collect()
     gc.freeze()
+    logger.info(
+        "serving on http://%s:%d (%d objects of the start frozen out of the collector's passes)",
+        host,
+        port,
+        gc.get_freeze_count(),
+    )
     uvicorn.run(app, host=host, port=port, log_config=None)

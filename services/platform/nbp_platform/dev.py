@@ -13,10 +13,9 @@ import os
 import sys
 from pathlib import Path
 
-import uvicorn
 from nbp_common import migrations
 from nbp_common.app import create_app
-from nbp_common.cli import refuse_unchecked_remote_bind
+from nbp_common.cli import refuse_unchecked_remote_bind, serve_forever
 from nbp_common.observability import configure_logging
 from nbp_common.settings import Settings
 
@@ -58,8 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         for spec in SERVICES:
             migrations.upgrade(spec.migrations, settings.sqlalchemy_url)
-        logger.info("serving %s on http://%s:%d", ", ".join(s.name for s in SERVICES), args.host, args.port)
-        uvicorn.run(create_app(SERVICES, settings), host=args.host, port=args.port, log_config=None)
+        logger.info("one app for %s", ", ".join(s.name for s in SERVICES))
+        serve_forever(create_app(SERVICES, settings), args.host, args.port)
     except KeyboardInterrupt:
         pass
     finally:
