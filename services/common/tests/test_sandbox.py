@@ -164,29 +164,29 @@ HUB_ENV = {
     "JUPYTERHUB_USER": "alice",
     "JPY_SESSION_NAME": "report.ipynb",
 }
-PRINT_ENV = "import json, os; print(json.dumps(dict(os.environ)))"
+
+
+def environment_inside(workspace: Path, kind: SandboxKind) -> dict[str, str]:
+    """The environment a process sees in a sandbox of ``kind`` given HUB_ENV."""
+    done = run(
+        Sandbox("alice", workspace / "alice", kind=kind, env=HUB_ENV),
+        [sys.executable, "-c", "import json, os; print(json.dumps(dict(os.environ)))"],
+    )
+    assert done.returncode == 0, done.stderr
+    inside: dict[str, str] = json.loads(done.stdout)
+    return inside
 
 
 def test_a_run_gets_no_hub_variable_and_no_hub_token(workspace: Path) -> None:
     """An executor started with JupyterHub's variables (its own hub token) must not hand them to runs."""
-    done = run(
-        Sandbox("alice", workspace / "alice", kind=SandboxKind.RUN, env=HUB_ENV),
-        [sys.executable, "-c", PRINT_ENV],
-    )
-    assert done.returncode == 0, done.stderr
-    inside: dict[str, str] = json.loads(done.stdout)
+    inside = environment_inside(workspace, SandboxKind.RUN)
     assert [name for name in inside if name.startswith("JUPYTERHUB_")] == []
-    assert CANARY not in done.stdout
+    assert not [value for value in inside.values() if CANARY in value]
     assert inside["JPY_SESSION_NAME"] == "report.ipynb"  # Jupyter's own variables still pass
 
 
 def test_a_users_server_gets_its_hub_variables_and_its_own_token(workspace: Path) -> None:
-    done = run(
-        Sandbox("alice", workspace / "alice", kind=SandboxKind.SERVER, env=HUB_ENV),
-        [sys.executable, "-c", PRINT_ENV],
-    )
-    assert done.returncode == 0, done.stderr
-    inside: dict[str, str] = json.loads(done.stdout)
+    inside = environment_inside(workspace, SandboxKind.SERVER)
     assert {name: inside.get(name) for name in HUB_ENV} == HUB_ENV
 
 
