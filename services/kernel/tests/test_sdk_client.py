@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -184,3 +185,29 @@ async def test_schedules_through_the_async_client(
         await client.delete_schedule(schedule["id"])
         with pytest.raises(NotFound):
             await client.schedule(schedule["id"])
+
+
+async def test_both_clients_have_every_method_with_one_signature(store: CredentialStore) -> None:
+    """Each method is written once (a plan): the blocking client answers, the async one answers a
+    coroutine of the same; names, parameters and docs are the same on both."""
+    public = {name for name in dir(Client) if not name.startswith("_")}
+    assert public - {"close"} == {name for name in dir(AsyncClient) if not name.startswith("_")} - {"aclose"}
+    answers: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answers.append(request.url.path)
+        return httpx.Response(200, json={"status": "healthy"})
+
+    with Client("http://nbp.test", store=store, transport=httpx.MockTransport(handler)) as blocking:
+        async with AsyncClient(
+            "http://nbp.test", store=store, transport=httpx.MockTransport(handler)
+        ) as asynchronous:
+            for name in sorted(public - {"close", "send", "token", "username", "server"}):
+                mine, theirs = getattr(blocking, name), getattr(asynchronous, name)
+                assert inspect.signature(mine).parameters == inspect.signature(theirs).parameters, name
+                assert mine.__doc__ == theirs.__doc__, name
+            assert blocking.health() == {"status": "healthy"}
+            pending = asynchronous.health()
+            assert inspect.iscoroutine(pending)
+            assert await pending == {"status": "healthy"}
+    assert answers == ["/health", "/health"]

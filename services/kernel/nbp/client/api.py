@@ -1,7 +1,8 @@
 """The platform's Python SDK: :class:`Client` (blocking) and :class:`AsyncClient` (asyncio), the same
 methods with the same names; every endpoint is described once in :mod:`nbp.client.calls`, and every
-exchange (retries, backoff, errors, pages, steps of several calls, waiting) once in :class:`_Plans`, as
-generators that yield what to do -- send a request, pause -- which each client carries out its way.
+method (retries, backoff, errors, pages, steps of several calls, waiting) once in :class:`_Plans`, as a
+generator that yields what to do -- send a request, pause -- which each client carries out its way: the
+method blocks on a :class:`Client` and is awaited on an :class:`AsyncClient` (:class:`_Method`).
 
     from nbp import Client
     with Client() as nbp:                        # server and token as nbp.client.credentials finds them
@@ -18,11 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator, Mapping
 from dataclasses import replace
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, Concatenate, Generic, NamedTuple, ParamSpec, TypeVar, cast, overload
 
 import httpx
 
@@ -46,6 +48,7 @@ PAGE_SIZE = 100
 # How long an ended run's answer waits at most for the history to record its ending.
 RECORD_WAIT_SECONDS = 30.0
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class _Send(NamedTuple):
@@ -103,8 +106,39 @@ def _backoff(attempt: int, response: httpx.Response | None, base: float) -> floa
     return float(min(base * 2**attempt, 30.0))
 
 
+class _Method(Generic[P, T]):
+    """A client method written once, as the plan it carries out: on a :class:`Client` it blocks and
+    answers, on an :class:`AsyncClient` it answers a coroutine (typed so for each). A plan that takes
+    ``**`` keywords takes ``self`` positionally only, so that no keyword could be taken for it."""
+
+    def __init__(self, plan: Callable[Concatenate[_Plans, P], Plan[T]]) -> None:
+        self._plan = plan
+        self.__doc__ = plan.__doc__
+
+    @overload
+    def __get__(self, client: None, owner: type[Any]) -> _Method[P, T]: ...
+
+    @overload
+    def __get__(self, client: Client, owner: type[Any]) -> Callable[P, T]: ...
+
+    @overload
+    def __get__(self, client: AsyncClient, owner: type[Any]) -> Callable[P, Coroutine[Any, Any, T]]: ...
+
+    def __get__(self, client: _Plans | None, owner: type[Any]) -> Any:
+        if client is None:
+            return self
+        plan = self._plan
+
+        @functools.wraps(plan)
+        def method(*args: P.args, **kwargs: P.kwargs) -> Any:
+            return client._carry_out(plan(client, *args, **kwargs))
+
+        return method
+
+
 class _Plans:
-    """What both clients do, written once: each method that talks to the server is a :data:`Plan`."""
+    """What both clients do, written once: each method that talks to the server is a :data:`Plan`,
+    carried out by the client's ``_carry_out``."""
 
     def __init__(
         self,
@@ -256,6 +290,217 @@ class _Plans:
     def _page(self, make: Callable[[int, int], Call], page_size: int, offset: int) -> Plan[list[Any]]:
         return cast(list[Any], (yield from self._answer(make(page_size, offset))))
 
+    def _carry_out(self, plan: Plan[T]) -> Any:
+        """Do what ``plan`` asks: blocking (:class:`Client`) or as a coroutine (:class:`AsyncClient`)."""
+        raise NotImplementedError
+
+    # Notebooks
+
+    @_Method
+    def notebooks(
+        self,
+        *,
+        username: str | None = None,
+        tag: str | None = None,
+        name: str | None = None,
+        limit: int = PAGE_SIZE,
+        offset: int = 0,
+    ) -> Plan[list[Notebook]]:
+        return self._answer(
+            calls.list_notebooks(username=username, tag=tag, name=name, limit=limit, offset=offset)
+        )
+
+    @_Method
+    def notebook(self, notebook_id: int) -> Plan[Notebook]:
+        """A notebook with its parameter definitions."""
+        return self._answer(calls.get_notebook(notebook_id))
+
+    @_Method
+    def register(
+        self,
+        file_path: str,
+        *,
+        name: str,
+        username: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        infer: bool = False,
+        parameters: list[Mapping[str, Any]] | None = None,
+    ) -> Plan[Notebook]:
+        """Register a notebook of ``username``'s folder (default: the signed-in user), with ``parameters``
+        (or, with ``infer``, those its parameters cell defines). Answers the notebook with its parameters;
+        if the parameters are refused, the notebook is not kept either."""
+        return self._register(file_path, name, username, description, tags, metadata, infer, parameters)
+
+    @_Method
+    def infer_parameters(self, file_path: str, *, username: str | None = None) -> Plan[InferredParameters]:
+        """What a notebook's parameters cell defines (Papermill's inspection); nothing is stored."""
+        return self._answer(calls.infer_parameters(username or self.username(), file_path))
+
+    @_Method
+    def update_notebook(self, /, notebook_id: int, **changes: Any) -> Plan[Notebook]:
+        return self._answer(calls.update_notebook(notebook_id, changes))
+
+    @_Method
+    def delete_notebook(self, notebook_id: int) -> Plan[None]:
+        return self._answer(calls.delete_notebook(notebook_id))
+
+    # Parameters
+
+    @_Method
+    def parameters(self, notebook_id: int) -> Plan[list[Parameter]]:
+        return self._answer(calls.list_parameters(notebook_id))
+
+    @_Method
+    def parameter(self, parameter_id: int) -> Plan[Parameter]:
+        return self._answer(calls.get_parameter(parameter_id))
+
+    @_Method
+    def add_parameter(self, /, notebook_id: int, **definition: Any) -> Plan[Parameter]:
+        return self._answer(calls.create_parameter(notebook_id, definition))
+
+    @_Method
+    def add_parameters(self, notebook_id: int, definitions: list[Mapping[str, Any]]) -> Plan[list[Parameter]]:
+        """Several at once: all are stored, or none."""
+        return self._answer(calls.create_parameters(notebook_id, definitions))
+
+    @_Method
+    def update_parameter(self, /, parameter_id: int, **changes: Any) -> Plan[Parameter]:
+        return self._answer(calls.update_parameter(parameter_id, changes))
+
+    @_Method
+    def delete_parameter(self, parameter_id: int) -> Plan[None]:
+        return self._answer(calls.delete_parameter(parameter_id))
+
+    # Runs
+
+    @_Method
+    def submit(
+        self,
+        /,
+        notebook: int | str,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        username: str | None = None,
+        idempotency_key: str | None = None,
+        **options: Any,
+    ) -> Plan[Run]:
+        """Queue a run of a registered notebook (its id) or of a file of the user's folder (its path)."""
+        return self._submit(notebook, parameters, username, idempotency_key, options)
+
+    @_Method
+    def run_status(self, run_id: int) -> Plan[Run]:
+        return self._answer(calls.get_run(run_id))
+
+    @_Method
+    def active_runs(self, *, username: str | None = None) -> Plan[list[Run]]:
+        return self._answer(calls.active_runs(username=username))
+
+    @_Method
+    def cancel(self, run_id: int) -> Plan[Run]:
+        return self._answer(calls.cancel_run(run_id))
+
+    @_Method
+    def wait(
+        self,
+        run_id: int,
+        *,
+        on_progress: ProgressCallback | None = None,
+        poll: float = 0.5,
+        within: float | None = None,
+    ) -> Plan[Run]:
+        """The run once it has ended and the history has recorded its ending (so that ``execution`` and
+        ``results`` read the ended run); ``on_progress`` sees every state polled on the way."""
+        return self._wait(run_id, on_progress, poll, within)
+
+    @_Method
+    def run(
+        self,
+        /,
+        notebook: int | str,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        wait: bool = True,
+        on_progress: ProgressCallback | None = None,
+        **options: Any,
+    ) -> Plan[Run]:
+        """Submit, and (``wait``) follow the run until it ends."""
+        return self._run(notebook, parameters, wait, on_progress, options)
+
+    @_Method
+    def output(self, run_id: int, *, html: bool = False) -> Plan[str]:
+        """The output notebook: ``.ipynb`` JSON text, or rendered to HTML."""
+        return self._answer(calls.output(run_id, html=html))
+
+    @_Method
+    def files(self, username: str | None = None) -> Plan[list[NotebookFile]]:
+        """The notebook files of a user's folder."""
+        return self._files(username)
+
+    # Schedules
+
+    @_Method
+    def schedules(self, *, username: str | None = None) -> Plan[list[JsonObject]]:
+        return self._answer(calls.list_schedules(username=username))
+
+    @_Method
+    def schedule(self, schedule_id: int) -> Plan[JsonObject]:
+        """A schedule with its next five fire times."""
+        return self._answer(calls.get_schedule(schedule_id))
+
+    @_Method
+    def create_schedule(self, /, cron: str, **fields: Any) -> Plan[JsonObject]:
+        """``notebook_id`` or ``notebook_path`` (+ ``username``), ``timezone``, ``parameters``, ``enabled``,
+        ``description``, ``catch_up``, ``max_concurrent``, ``retry``: as ``POST /schedules`` takes them."""
+        return self._answer(calls.create_schedule({"cron": cron, **fields}))
+
+    @_Method
+    def update_schedule(self, /, schedule_id: int, **changes: Any) -> Plan[JsonObject]:
+        return self._answer(calls.update_schedule(schedule_id, changes))
+
+    @_Method
+    def delete_schedule(self, schedule_id: int) -> Plan[None]:
+        return self._answer(calls.delete_schedule(schedule_id))
+
+    @_Method
+    def run_schedule_now(self, schedule_id: int) -> Plan[Run]:
+        return self._answer(calls.run_schedule_now(schedule_id))
+
+    @_Method
+    def schedule_runs(self, schedule_id: int) -> Plan[list[Run]]:
+        return self._answer(calls.schedule_runs(schedule_id))
+
+    # History
+
+    @_Method
+    def executions(
+        self, /, *, limit: int = PAGE_SIZE, offset: int = 0, **filters: Any
+    ) -> Plan[list[Execution]]:
+        return self._answer(calls.list_executions(limit=limit, offset=offset, **filters))
+
+    @_Method
+    def execution(self, execution_id: int) -> Plan[Execution]:
+        return self._answer(calls.get_execution(execution_id))
+
+    @_Method
+    def results(self, execution_id: int) -> Plan[list[JsonObject]]:
+        return self._answer(calls.execution_results(execution_id))
+
+    @_Method
+    def stats(self, /, **filters: Any) -> Plan[JsonObject]:
+        return self._answer(calls.stats(**filters))
+
+    # The platform
+
+    @_Method
+    def info(self) -> Plan[JsonObject]:
+        return self._answer(calls.root())
+
+    @_Method
+    def health(self) -> Plan[JsonObject]:
+        return self._answer(calls.health())
+
 
 class Client(_Plans):
     """The platform over HTTP, blocking. ``server``/``token`` default as :mod:`nbp.client.credentials`
@@ -315,20 +560,6 @@ class Client(_Plans):
             offset += page_size
         yield from page
 
-    # Notebooks
-
-    def notebooks(
-        self,
-        *,
-        username: str | None = None,
-        tag: str | None = None,
-        name: str | None = None,
-        limit: int = PAGE_SIZE,
-        offset: int = 0,
-    ) -> list[Notebook]:
-        call = calls.list_notebooks(username=username, tag=tag, name=name, limit=limit, offset=offset)
-        return cast(list[Notebook], self.send(call))
-
     def iter_notebooks(
         self,
         *,
@@ -340,167 +571,8 @@ class Client(_Plans):
         """Every matching notebook, page after page."""
         return self._pages(_notebooks_page(username, tag, name), page_size)
 
-    def notebook(self, notebook_id: int) -> Notebook:
-        """A notebook with its parameter definitions."""
-        return cast(Notebook, self.send(calls.get_notebook(notebook_id)))
-
-    def register(
-        self,
-        file_path: str,
-        *,
-        name: str,
-        username: str | None = None,
-        description: str | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        infer: bool = False,
-        parameters: list[Mapping[str, Any]] | None = None,
-    ) -> Notebook:
-        """Register a notebook of ``username``'s folder (default: the signed-in user), with ``parameters``
-        (or, with ``infer``, those its parameters cell defines). Answers the notebook with its parameters;
-        if the parameters are refused, the notebook is not kept either."""
-        return self._carry_out(
-            self._register(file_path, name, username, description, tags, metadata, infer, parameters)
-        )
-
-    def infer_parameters(self, file_path: str, *, username: str | None = None) -> InferredParameters:
-        """What a notebook's parameters cell defines (Papermill's inspection); nothing is stored."""
-        return cast(
-            InferredParameters, self.send(calls.infer_parameters(username or self.username(), file_path))
-        )
-
-    def update_notebook(self, notebook_id: int, **changes: Any) -> Notebook:
-        return cast(Notebook, self.send(calls.update_notebook(notebook_id, changes)))
-
-    def delete_notebook(self, notebook_id: int) -> None:
-        self.send(calls.delete_notebook(notebook_id))
-
-    # Parameters
-
-    def parameters(self, notebook_id: int) -> list[Parameter]:
-        return cast(list[Parameter], self.send(calls.list_parameters(notebook_id)))
-
-    def parameter(self, parameter_id: int) -> Parameter:
-        return cast(Parameter, self.send(calls.get_parameter(parameter_id)))
-
-    def add_parameter(self, notebook_id: int, **definition: Any) -> Parameter:
-        return cast(Parameter, self.send(calls.create_parameter(notebook_id, definition)))
-
-    def add_parameters(self, notebook_id: int, definitions: list[Mapping[str, Any]]) -> list[Parameter]:
-        """Several at once: all are stored, or none."""
-        return cast(list[Parameter], self.send(calls.create_parameters(notebook_id, definitions)))
-
-    def update_parameter(self, parameter_id: int, **changes: Any) -> Parameter:
-        return cast(Parameter, self.send(calls.update_parameter(parameter_id, changes)))
-
-    def delete_parameter(self, parameter_id: int) -> None:
-        self.send(calls.delete_parameter(parameter_id))
-
-    # Runs
-
-    def submit(
-        self,
-        notebook: int | str,
-        *,
-        parameters: Mapping[str, Any] | None = None,
-        username: str | None = None,
-        idempotency_key: str | None = None,
-        **options: Any,
-    ) -> Run:
-        """Queue a run of a registered notebook (its id) or of a file of the user's folder (its path)."""
-        return self._carry_out(self._submit(notebook, parameters, username, idempotency_key, options))
-
-    def run_status(self, run_id: int) -> Run:
-        return cast(Run, self.send(calls.get_run(run_id)))
-
-    def active_runs(self, *, username: str | None = None) -> list[Run]:
-        return cast(list[Run], self.send(calls.active_runs(username=username)))
-
-    def cancel(self, run_id: int) -> Run:
-        return cast(Run, self.send(calls.cancel_run(run_id)))
-
-    def wait(
-        self,
-        run_id: int,
-        *,
-        on_progress: ProgressCallback | None = None,
-        poll: float = 0.5,
-        within: float | None = None,
-    ) -> Run:
-        """The run once it has ended and the history has recorded its ending (so that ``execution`` and
-        ``results`` read the ended run); ``on_progress`` sees every state polled on the way."""
-        return self._carry_out(self._wait(run_id, on_progress, poll, within))
-
-    def run(
-        self,
-        notebook: int | str,
-        *,
-        parameters: Mapping[str, Any] | None = None,
-        wait: bool = True,
-        on_progress: ProgressCallback | None = None,
-        **options: Any,
-    ) -> Run:
-        """Submit, and (``wait``) follow the run until it ends."""
-        return self._carry_out(self._run(notebook, parameters, wait, on_progress, options))
-
-    def output(self, run_id: int, *, html: bool = False) -> str:
-        """The output notebook: ``.ipynb`` JSON text, or rendered to HTML."""
-        return cast(str, self.send(calls.output(run_id, html=html)))
-
-    def files(self, username: str | None = None) -> list[NotebookFile]:
-        """The notebook files of a user's folder."""
-        return self._carry_out(self._files(username))
-
-    # Schedules
-
-    def schedules(self, *, username: str | None = None) -> list[JsonObject]:
-        return cast(list[JsonObject], self.send(calls.list_schedules(username=username)))
-
-    def schedule(self, schedule_id: int) -> JsonObject:
-        """A schedule with its next five fire times."""
-        return cast(JsonObject, self.send(calls.get_schedule(schedule_id)))
-
-    def create_schedule(self, cron: str, **fields: Any) -> JsonObject:
-        """``notebook_id`` or ``notebook_path`` (+ ``username``), ``timezone``, ``parameters``, ``enabled``,
-        ``description``, ``catch_up``, ``max_concurrent``, ``retry``: as ``POST /schedules`` takes them."""
-        return cast(JsonObject, self.send(calls.create_schedule({"cron": cron, **fields})))
-
-    def update_schedule(self, schedule_id: int, **changes: Any) -> JsonObject:
-        return cast(JsonObject, self.send(calls.update_schedule(schedule_id, changes)))
-
-    def delete_schedule(self, schedule_id: int) -> None:
-        self.send(calls.delete_schedule(schedule_id))
-
-    def run_schedule_now(self, schedule_id: int) -> Run:
-        return cast(Run, self.send(calls.run_schedule_now(schedule_id)))
-
-    def schedule_runs(self, schedule_id: int) -> list[Run]:
-        return cast(list[Run], self.send(calls.schedule_runs(schedule_id)))
-
-    # History
-
-    def executions(self, *, limit: int = PAGE_SIZE, offset: int = 0, **filters: Any) -> list[Execution]:
-        return cast(list[Execution], self.send(calls.list_executions(limit=limit, offset=offset, **filters)))
-
     def iter_executions(self, *, page_size: int = PAGE_SIZE, **filters: Any) -> Iterator[Execution]:
         return self._pages(_executions_page(filters), page_size)
-
-    def execution(self, execution_id: int) -> Execution:
-        return cast(Execution, self.send(calls.get_execution(execution_id)))
-
-    def results(self, execution_id: int) -> list[JsonObject]:
-        return cast(list[JsonObject], self.send(calls.execution_results(execution_id)))
-
-    def stats(self, **filters: Any) -> JsonObject:
-        return cast(JsonObject, self.send(calls.stats(**filters)))
-
-    # The platform
-
-    def info(self) -> JsonObject:
-        return cast(JsonObject, self.send(calls.root()))
-
-    def health(self) -> JsonObject:
-        return cast(JsonObject, self.send(calls.health()))
 
 
 class AsyncClient(_Plans):
@@ -563,20 +635,6 @@ class AsyncClient(_Plans):
         for item in page:
             yield item
 
-    # Notebooks
-
-    async def notebooks(
-        self,
-        *,
-        username: str | None = None,
-        tag: str | None = None,
-        name: str | None = None,
-        limit: int = PAGE_SIZE,
-        offset: int = 0,
-    ) -> list[Notebook]:
-        call = calls.list_notebooks(username=username, tag=tag, name=name, limit=limit, offset=offset)
-        return cast(list[Notebook], await self.send(call))
-
     def iter_notebooks(
         self,
         *,
@@ -585,157 +643,11 @@ class AsyncClient(_Plans):
         name: str | None = None,
         page_size: int = PAGE_SIZE,
     ) -> AsyncIterator[Notebook]:
+        """Every matching notebook, page after page."""
         return self._pages(_notebooks_page(username, tag, name), page_size)
-
-    async def notebook(self, notebook_id: int) -> Notebook:
-        return cast(Notebook, await self.send(calls.get_notebook(notebook_id)))
-
-    async def register(
-        self,
-        file_path: str,
-        *,
-        name: str,
-        username: str | None = None,
-        description: str | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        infer: bool = False,
-        parameters: list[Mapping[str, Any]] | None = None,
-    ) -> Notebook:
-        return await self._carry_out(
-            self._register(file_path, name, username, description, tags, metadata, infer, parameters)
-        )
-
-    async def infer_parameters(self, file_path: str, *, username: str | None = None) -> InferredParameters:
-        return cast(
-            InferredParameters,
-            await self.send(calls.infer_parameters(username or self.username(), file_path)),
-        )
-
-    async def update_notebook(self, notebook_id: int, **changes: Any) -> Notebook:
-        return cast(Notebook, await self.send(calls.update_notebook(notebook_id, changes)))
-
-    async def delete_notebook(self, notebook_id: int) -> None:
-        await self.send(calls.delete_notebook(notebook_id))
-
-    # Parameters
-
-    async def parameters(self, notebook_id: int) -> list[Parameter]:
-        return cast(list[Parameter], await self.send(calls.list_parameters(notebook_id)))
-
-    async def parameter(self, parameter_id: int) -> Parameter:
-        return cast(Parameter, await self.send(calls.get_parameter(parameter_id)))
-
-    async def add_parameter(self, notebook_id: int, **definition: Any) -> Parameter:
-        return cast(Parameter, await self.send(calls.create_parameter(notebook_id, definition)))
-
-    async def add_parameters(self, notebook_id: int, definitions: list[Mapping[str, Any]]) -> list[Parameter]:
-        return cast(list[Parameter], await self.send(calls.create_parameters(notebook_id, definitions)))
-
-    async def update_parameter(self, parameter_id: int, **changes: Any) -> Parameter:
-        return cast(Parameter, await self.send(calls.update_parameter(parameter_id, changes)))
-
-    async def delete_parameter(self, parameter_id: int) -> None:
-        await self.send(calls.delete_parameter(parameter_id))
-
-    # Runs
-
-    async def submit(
-        self,
-        notebook: int | str,
-        *,
-        parameters: Mapping[str, Any] | None = None,
-        username: str | None = None,
-        idempotency_key: str | None = None,
-        **options: Any,
-    ) -> Run:
-        return await self._carry_out(self._submit(notebook, parameters, username, idempotency_key, options))
-
-    async def run_status(self, run_id: int) -> Run:
-        return cast(Run, await self.send(calls.get_run(run_id)))
-
-    async def active_runs(self, *, username: str | None = None) -> list[Run]:
-        return cast(list[Run], await self.send(calls.active_runs(username=username)))
-
-    async def cancel(self, run_id: int) -> Run:
-        return cast(Run, await self.send(calls.cancel_run(run_id)))
-
-    async def wait(
-        self,
-        run_id: int,
-        *,
-        on_progress: ProgressCallback | None = None,
-        poll: float = 0.5,
-        within: float | None = None,
-    ) -> Run:
-        return await self._carry_out(self._wait(run_id, on_progress, poll, within))
-
-    async def run(
-        self,
-        notebook: int | str,
-        *,
-        parameters: Mapping[str, Any] | None = None,
-        wait: bool = True,
-        on_progress: ProgressCallback | None = None,
-        **options: Any,
-    ) -> Run:
-        return await self._carry_out(self._run(notebook, parameters, wait, on_progress, options))
-
-    async def output(self, run_id: int, *, html: bool = False) -> str:
-        return cast(str, await self.send(calls.output(run_id, html=html)))
-
-    async def files(self, username: str | None = None) -> list[NotebookFile]:
-        return await self._carry_out(self._files(username))
-
-    # Schedules
-
-    async def schedules(self, *, username: str | None = None) -> list[JsonObject]:
-        return cast(list[JsonObject], await self.send(calls.list_schedules(username=username)))
-
-    async def schedule(self, schedule_id: int) -> JsonObject:
-        return cast(JsonObject, await self.send(calls.get_schedule(schedule_id)))
-
-    async def create_schedule(self, cron: str, **fields: Any) -> JsonObject:
-        return cast(JsonObject, await self.send(calls.create_schedule({"cron": cron, **fields})))
-
-    async def update_schedule(self, schedule_id: int, **changes: Any) -> JsonObject:
-        return cast(JsonObject, await self.send(calls.update_schedule(schedule_id, changes)))
-
-    async def delete_schedule(self, schedule_id: int) -> None:
-        await self.send(calls.delete_schedule(schedule_id))
-
-    async def run_schedule_now(self, schedule_id: int) -> Run:
-        return cast(Run, await self.send(calls.run_schedule_now(schedule_id)))
-
-    async def schedule_runs(self, schedule_id: int) -> list[Run]:
-        return cast(list[Run], await self.send(calls.schedule_runs(schedule_id)))
-
-    # History
-
-    async def executions(self, *, limit: int = PAGE_SIZE, offset: int = 0, **filters: Any) -> list[Execution]:
-        return cast(
-            list[Execution], await self.send(calls.list_executions(limit=limit, offset=offset, **filters))
-        )
 
     def iter_executions(self, *, page_size: int = PAGE_SIZE, **filters: Any) -> AsyncIterator[Execution]:
         return self._pages(_executions_page(filters), page_size)
-
-    async def execution(self, execution_id: int) -> Execution:
-        return cast(Execution, await self.send(calls.get_execution(execution_id)))
-
-    async def results(self, execution_id: int) -> list[JsonObject]:
-        return cast(list[JsonObject], await self.send(calls.execution_results(execution_id)))
-
-    async def stats(self, **filters: Any) -> JsonObject:
-        return cast(JsonObject, await self.send(calls.stats(**filters)))
-
-    # The platform
-
-    async def info(self) -> JsonObject:
-        return cast(JsonObject, await self.send(calls.root()))
-
-    async def health(self) -> JsonObject:
-        return cast(JsonObject, await self.send(calls.health()))
 
 
 def _notebooks_page(username: str | None, tag: str | None, name: str | None) -> Callable[[int, int], Call]:
