@@ -107,6 +107,17 @@ class Job(Base):
     )
 
 
+def queued_state(at: datetime) -> dict[str, Any]:
+    """The columns every new run starts with, whoever queues it (the API, a schedule's fire, a retry)."""
+    return {
+        "status": ExecutionStatus.QUEUED,
+        "cancel_requested": False,
+        "cells_done": 0,
+        "results": [],
+        "queued_at": at,
+    }
+
+
 class OutboxEvent(Base):
     __tablename__ = "outbox"
     __table_args__ = (

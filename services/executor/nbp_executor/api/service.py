@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nbp_executor.intake import parameters, workspace
 from nbp_executor.intake.notebooks import InputNotebook, inspect_parameters, read_input
-from nbp_executor.models import Job, OutboxEvent
+from nbp_executor.models import Job, OutboxEvent, queued_state
 from nbp_executor.queueing import jobs, wakeups
 from nbp_executor.retries import policy as retries
 from nbp_executor.runners import PodRunner
@@ -174,7 +174,6 @@ async def submit(
     run_id = await jobs.next_id(session)
     values_row: dict[str, Any] = {
         "id": run_id,
-        "status": ExecutionStatus.QUEUED,
         "attempt": 1,
         "max_attempts": settings.executor_max_attempts,
         "idempotency_key": idempotency_key,
@@ -192,11 +191,8 @@ async def submit(
         "owner_groups": owner_groups(principal, username),
         "input_sha256": info.sha256,
         "has_parameters_cell": info.has_parameters_cell,
-        "cancel_requested": False,
-        "cells_done": 0,
         "cells_total": info.cells,
-        "results": [],
-        "queued_at": jobs.utcnow(),
+        **queued_state(jobs.utcnow()),
         **retries.columns(request.retry),
     }
     try:

@@ -17,7 +17,7 @@ from nbp_common.events import ExecutionStatus
 from pydantic import BaseModel, ConfigDict, Field
 
 from nbp_executor.intake import workspace
-from nbp_executor.models import Job
+from nbp_executor.models import Job, queued_state
 
 MAX_RETRIES = 10
 LOST_PREFIXES = ("executor lost", "executor stopped")
@@ -76,7 +76,6 @@ def next_attempt(job: Job, now: datetime) -> dict[str, Any] | None:
         return None
     delay = job.retry_backoff_seconds * 2 ** (job.attempt - 1)
     return {
-        "status": ExecutionStatus.QUEUED,
         "attempt": job.attempt + 1,
         "max_attempts": job.max_attempts,
         "retry_of": job.retry_of or job.id,
@@ -98,11 +97,8 @@ def next_attempt(job: Job, now: datetime) -> dict[str, Any] | None:
         "owner_groups": list(job.owner_groups),
         "input_sha256": job.input_sha256,
         "has_parameters_cell": job.has_parameters_cell,
-        "cancel_requested": False,
-        "cells_done": 0,
         "cells_total": job.cells_total,
-        "results": [],
-        "queued_at": now,
+        **queued_state(now),
         "schedule_id": job.schedule_id,
         "fire_time": job.fire_time,
     }

@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction, async_sessionmaker
 
 from nbp_executor.intake import workspace
-from nbp_executor.models import Job
+from nbp_executor.models import Job, queued_state
 from nbp_executor.queueing import jobs, wakeups
 from nbp_executor.queueing.wakeups import Notifications
 from nbp_executor.schedules import calendar
@@ -49,7 +49,6 @@ def job_values(
     """The queued job of a run of ``schedule`` (``fire_time`` None: run now)."""
     return {
         "id": run_id,
-        "status": ExecutionStatus.QUEUED,
         "attempt": 1,
         "max_attempts": settings.executor_max_attempts,
         "username": schedule.username,
@@ -63,10 +62,7 @@ def job_values(
         "cell_timeout_seconds": settings.executor_default_cell_timeout_seconds,
         "tags": [],
         "owner_groups": list(schedule.owner_groups),
-        "cancel_requested": False,
-        "cells_done": 0,
-        "results": [],
-        "queued_at": jobs.utcnow(),
+        **queued_state(jobs.utcnow()),
         "schedule_id": schedule.id,
         "fire_time": fire_time,
         "retry_max": schedule.retry_max,
