@@ -36,6 +36,12 @@ def schema_metadata(schema: str) -> MetaData:
     return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
 
 
+def utc_json_sql(column: str) -> str:
+    """SQL: a ``timestamptz`` as the JSON text of a UTC datetime, as pydantic writes one (microseconds
+    always given), for answers PostgreSQL renders itself; NULL stays NULL."""
+    return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+
+
 class StatusColumn(TypeDecorator[ExecutionStatus]):
     """A run's status column: ``VARCHAR(16)`` in the database (checked by ``STATUS_CHECK``), an
     ``ExecutionStatus`` in Python, both ways."""

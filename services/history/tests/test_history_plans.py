@@ -1,5 +1,6 @@
 """At 100,000 runs, no list and no stats query the API sends scans the runs table sequentially: every
-statement the history's app sent while serving them is explained by PostgreSQL, and each plan is read."""
+statement the history's app sent to PostgreSQL while serving them (through the ORM or straight through
+asyncpg) is explained by PostgreSQL, and each plan is read."""
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -42,6 +43,7 @@ async def test_no_list_or_stats_query_scans_the_runs_table(database_url: URL) ->
     now = datetime.now(UTC)
     app = create_app([SPEC], settings_for(database_url), AuthSettings(auth="none"))
     statements: list[tuple[str, Any]] = []
+    driven: list[str] = []
     requests: list[tuple[str, dict[str, str | int]]] = [
         ("/db/executions", {}),
         ("/db/executions", {"username": "user7"}),
@@ -64,11 +66,23 @@ async def test_no_list_or_stats_query_scans_the_runs_table(database_url: URL) ->
         async with app.router.lifespan_context(app):
             engine = app.state.database.engine.sync_engine
 
-            def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+            def capture(statement: str, parameters: Any) -> None:
                 if statement.lstrip().upper().startswith(("SELECT", "WITH")):
                     statements.append((statement, parameters))
 
-            event.listen(engine, "before_cursor_execute", capture)
+            def capture_orm(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+                capture(statement, parameters)
+
+            def capture_driver(query: asyncpg.connection.LoggedQuery) -> None:
+                driven.append(query.query)
+                capture(query.query, query.args)
+
+            def log_driver_queries(dbapi_connection: Any, *_: Any) -> None:
+                # What is sent straight through asyncpg (the list pages), without the ORM's events.
+                dbapi_connection.driver_connection.add_query_logger(capture_driver)
+
+            event.listen(engine, "before_cursor_execute", capture_orm)
+            event.listen(engine, "checkout", log_driver_queries)
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://nbp.test") as client:
                 for path, params in requests:
@@ -79,10 +93,13 @@ async def test_no_list_or_stats_query_scans_the_runs_table(database_url: URL) ->
                 cursor = deep.headers["X-Next-Cursor"]
                 page = await client.get("/db/executions", params={"cursor": cursor})
                 assert page.json()[0]["id"] == newest_id - 50_000
-            event.remove(engine, "before_cursor_execute", capture)
+            event.remove(engine, "before_cursor_execute", capture_orm)
+            event.remove(engine, "checkout", log_driver_queries)
 
         runs_queries = [(s, p) for s, p in statements if "notebook_executions" in s or "rollups" in s]
         assert len(runs_queries) >= len(requests)
+        lists = [path for path, _ in requests if not path.endswith("/stats")]
+        assert len([s for s in driven if "notebook_executions" in s]) >= len(lists)
         for statement, parameters in runs_queries:
             if "OFFSET" in statement and "49000" in str(parameters):
                 continue  # the offset page above only found the cursor: offsets walk, by their nature

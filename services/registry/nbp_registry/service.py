@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 from nbp_common.api import Page
 from nbp_common.auth import Principal, ensure_acting_for, owner_scope
-from nbp_common.db import Database
+from nbp_common.db import Database, utc_json_sql
 from nbp_common.errors import Conflict, FieldError, Invalid, NotFound, violated_constraint
 from nbp_common.params import check_definition, check_value
 from nbp_common.paths import relative_to_owner
@@ -144,11 +144,10 @@ async def get_notebook(
 # the row and the answer (bench/registry_throughput.py measures it). They are plain SQL sent straight
 # through asyncpg (prepared once per pooled connection): the ORM's per-statement overhead is larger than
 # these statements. Timestamps are written the way pydantic writes a UTC datetime, so answers agree.
-_UTC = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 _NOTEBOOK_FIELDS = f"""
     'id', n.id, 'name', n.name, 'description', n.description, 'file_path', n.file_path,
     'username', n.username, 'tags', n.tags, 'metadata', n.metadata,
-    'created_at', {_UTC.format("n.created_at")}, 'updated_at', {_UTC.format("n.updated_at")}
+    'created_at', {utc_json_sql("n.created_at")}, 'updated_at', {utc_json_sql("n.updated_at")}
 """
 NOTEBOOK_DETAIL_SQL = f"""
     SELECT json_build_object(
@@ -158,7 +157,7 @@ NOTEBOOK_DETAIL_SQL = f"""
                 'id', p.id, 'notebook_id', p.notebook_id, 'param_name', p.param_name,
                 'param_type', p.param_type, 'default_value', p.default_value, 'description', p.description,
                 'required', p.required, 'validation_rules', p.validation_rules,
-                'created_at', {_UTC.format("p.created_at")}, 'updated_at', {_UTC.format("p.updated_at")}
+                'created_at', {utc_json_sql("p.created_at")}, 'updated_at', {utc_json_sql("p.updated_at")}
             ) ORDER BY p.id)
             FROM registry.notebook_parameters AS p WHERE p.notebook_id = n.id
         ), '[]'::json)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from nbp_common.api import MAX_ID, IdPath, PageDep
 from nbp_common.auth import Administrator, Reader, owner_scope
-from nbp_common.db import AutocommitSessionDep, SessionDep
+from nbp_common.db import AutocommitSessionDep, DatabaseDep, SessionDep
 from nbp_common.errors import ErrorBody
 from nbp_common.events import ExecutionEvent, ExecutionStatus
 
@@ -45,24 +45,26 @@ CursorQuery = Annotated[
 ]
 
 
-def _page(request: Request, response: Response, page: queries.ExecutionPage) -> Any:
+def _page(request: Request, page: queries.ExecutionPage) -> Response:
     """The page as a bare JSON array (as the seed answered), its total and next page in headers."""
-    response.headers["X-Total-Count"] = str(page.total.value)
-    response.headers["X-Total-Count-Estimated"] = "true" if page.total.estimated else "false"
+    headers = {
+        "X-Total-Count": str(page.total.value),
+        "X-Total-Count-Estimated": "true" if page.total.estimated else "false",
+    }
     if page.next_cursor is not None:
         token = page.next_cursor.encode()
         following = request.url.remove_query_params("offset").include_query_params(cursor=token)
-        response.headers["X-Next-Cursor"] = token
-        response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
-    return page.items
+        headers["X-Next-Cursor"] = token
+        headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
+    # Rendered by PostgreSQL as list[ExecutionRecord] (queries.list_executions); response_model documents it.
+    return Response(page.body, media_type="application/json", headers=headers)
 
 
 @executions.get("", response_model=list[ExecutionRecord], responses=_LIST_RESPONSES)
 async def list_executions(
     request: Request,
-    session: AutocommitSessionDep,
+    database: DatabaseDep,
     page: PageDep,
-    response: Response,
     caller: Reader,
     username: Username = None,
     notebook_id: NotebookId = None,
@@ -70,29 +72,28 @@ async def list_executions(
     started_after: datetime | None = None,
     started_before: datetime | None = None,
     cursor: CursorQuery = None,
-) -> Any:
+) -> Response:
     """Runs, newest first (by `queued_at`, then `id`). Users see their own, admins all."""
     filters = queries.ExecutionFilters(
         owner_scope(caller), username, notebook_id, status, started_after, started_before
     )
     position = Cursor.decode(cursor) if cursor is not None else None
-    return _page(request, response, await queries.list_executions(session, page, filters, position))
+    return _page(request, await queries.list_executions(database, page, filters, position))
 
 
 @executions.get("/notebook/{id}", response_model=list[ExecutionRecord], responses=_LIST_RESPONSES)
 async def list_notebook_executions(
     id: IdPath,
     request: Request,
-    session: AutocommitSessionDep,
+    database: DatabaseDep,
     page: PageDep,
-    response: Response,
     caller: Reader,
     cursor: CursorQuery = None,
-) -> Any:
+) -> Response:
     """One notebook's runs, newest first (kept after the notebook is deleted)."""
     filters = queries.ExecutionFilters(owner=owner_scope(caller), notebook_id=id)
     position = Cursor.decode(cursor) if cursor is not None else None
-    return _page(request, response, await queries.list_executions(session, page, filters, position))
+    return _page(request, await queries.list_executions(database, page, filters, position))
 
 
 @executions.get("/{id}", response_model=ExecutionRecordDetail, responses=_404)
