@@ -23,7 +23,7 @@ import asyncpg
 import httpx
 from nbp_common import migrations
 from nbp_history.main import SPEC
-from nbp_history.rollups.maintain import FILL_DAILY, FILL_HOURLY
+from nbp_history.rollups.maintain import FILL_RUN_ROLLUPS
 from nbp_history.runs.cursor import Cursor
 
 from bench._history_runs import load_runs
@@ -41,8 +41,8 @@ async def load(dsn: str) -> dict[str, Any]:
         started = time.perf_counter()
         await load_runs(conn, RUNS, DAYS)
         inserted = time.perf_counter()
-        await conn.execute(FILL_HOURLY)
-        await conn.execute(FILL_DAILY)
+        for _grain, fill in FILL_RUN_ROLLUPS:
+            await conn.execute(fill)
         rolled = time.perf_counter()
         await conn.execute("VACUUM ANALYZE history.notebook_executions")
         print(

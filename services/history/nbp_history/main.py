@@ -44,10 +44,10 @@ async def rebuild_rollups(settings: Settings) -> str:
     database = Database(settings)
     try:
         async with database.sessionmaker() as session:
-            hourly, daily, results = await maintain.rebuild(session)
+            counts = await maintain.rebuild(session)
     finally:
         await database.dispose()
-    return f"rollups rebuilt: {hourly} hourly rows, {daily} daily rows, {results} daily result rows"
+    return "rollups rebuilt: " + ", ".join(f"{rows} {name} rows" for name, rows in counts.items())
 
 
 SPEC = ServiceSpec(

@@ -179,8 +179,25 @@ class HourlyRollup(_Rollup, Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
 
 
+class QuarterDailyRollup(_Rollup, Base):
+    """Six hours (from 00, 06, 12 and 18 UTC): with the weeks, the stats over a month read a few dozen
+    rollup rows per notebook instead of every hour at its edges and every day in between."""
+
+    __tablename__ = "execution_rollups_quarter_daily"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+
+
 class DailyRollup(_Rollup, Base):
     __tablename__ = "execution_rollups_daily"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+
+
+class WeeklyRollup(_Rollup, Base):
+    """Seven days from a Monday (UTC)."""
+
+    __tablename__ = "execution_rollups_weekly"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
 

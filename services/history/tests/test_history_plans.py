@@ -12,7 +12,7 @@ import pytest
 from nbp_common.app import create_app
 from nbp_common.auth import AuthSettings
 from nbp_history.main import SPEC
-from nbp_history.rollups.maintain import FILL_DAILY, FILL_HOURLY
+from nbp_history.rollups.maintain import FILL_RUN_ROLLUPS
 from sqlalchemy import event
 from sqlalchemy.engine import URL
 
@@ -32,8 +32,8 @@ async def test_no_list_or_stats_query_scans_the_runs_table(database_url: URL) ->
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         await load_runs(conn, RUNS, days=30)
-        await conn.execute(FILL_HOURLY)
-        await conn.execute(FILL_DAILY)
+        for _grain, fill in FILL_RUN_ROLLUPS:
+            await conn.execute(fill)
         await conn.execute("VACUUM ANALYZE history.notebook_executions")
         newest_id = await conn.fetchval("SELECT max(id) FROM history.notebook_executions")
     except BaseException:

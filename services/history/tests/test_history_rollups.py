@@ -14,6 +14,8 @@ import asyncpg
 import httpx
 import pytest
 from nbp_history.rollups.histogram import RELATIVE_ERROR
+from nbp_history.rollups.maintain import FILL_RUN_ROLLUPS, HOUR
+from nbp_history.rollups.stats import cover, rows
 from sqlalchemy.engine import URL
 
 from tests.support.common import asyncpg_dsn
@@ -147,6 +149,72 @@ async def test_the_stats_window_is_widened_to_whole_hours(history: httpx.AsyncCl
     assert week["total"] == 3
 
 
+def test_a_window_is_summed_from_few_whole_periods() -> None:
+    generator = random.Random(3)
+    for _ in range(2000):
+        since = HOUR.floor(NOW - timedelta(hours=generator.uniform(1, 24 * 90)))
+        until = since + timedelta(hours=generator.randint(1, 24 * 60))
+        periods = cover(since, until)
+        # Added and taken away, every moment of the window is counted once and nothing outside it.
+        changes: dict[datetime, int] = {}
+        for grain, start, end, sign in periods:
+            assert grain.floor(start) == start
+            assert grain.floor(end) == end
+            assert start < end
+            changes[start] = changes.get(start, 0) + sign
+            changes[end] = changes.get(end, 0) - sign
+        counted, coverage = 0, []
+        for moment in sorted(changes):
+            counted += changes[moment]
+            coverage.append((moment, counted))
+        assert [(m, c) for m, c in coverage if changes[m]] == [(since, 1), (until, 0)]
+        # Never more rows than the hours and days would be; about a dozen over a month.
+        assert rows(periods) <= 4 * (3 + 2 + 4) + 9
+        if until - since <= timedelta(days=31):
+            assert rows(periods) <= 4 * (3 + 2 + 4) + 5
+
+
+async def test_stats_over_any_window_count_exactly_the_runs_in_it(
+    history: httpx.AsyncClient, database_url: URL
+) -> None:
+    # Runs over 40 days, ended and not, each counted in its hour, six hours, day and week at intake.
+    generator = random.Random(5)
+    statuses = ["completed", "completed", "failed", "timed_out", "cancelled", "running", "queued"]
+    for execution_id in range(1, 201):
+        status = generator.choice(statuses)
+        queued = NOW - timedelta(minutes=generator.uniform(1, 40 * 24 * 60))
+        seconds = generator.uniform(0.1, 100) if status not in ("running", "queued") else None
+        await send(history, event(execution_id, status, queued, seconds))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        for _ in range(40):
+            since = NOW - timedelta(minutes=generator.uniform(0, 42 * 24 * 60))
+            until = since + timedelta(minutes=generator.uniform(1, 35 * 24 * 60))
+            params = {"since": since.isoformat(), "until": until.isoformat()}
+            if generator.random() < 0.3:
+                params["username"] = "alice"
+            stats = (await history.get("/db/executions/stats", params=params)).json()
+            rows = await conn.fetch(
+                "SELECT notebook_id, status, count(*) AS n FROM history.notebook_executions"
+                " WHERE queued_at >= $1 AND queued_at < $2 AND ($3::text IS NULL OR username = $3)"
+                " GROUP BY 1, 2",
+                HOUR.floor(since),
+                HOUR.ceil(until),
+                params.get("username"),
+            )
+            by_status = dict.fromkeys(
+                ["queued", "running", "completed", "failed", "cancelled", "timed_out"], 0
+            )
+            per_notebook: dict[int, int] = {}
+            for row in rows:
+                by_status[row["status"]] += row["n"]
+                per_notebook[row["notebook_id"]] = per_notebook.get(row["notebook_id"], 0) + row["n"]
+            assert stats["by_status"] == by_status, params
+            assert {n["notebook_id"]: n["total"] for n in stats["notebooks"]} == per_notebook, params
+    finally:
+        await conn.close()
+
+
 def rebuild(database_url: URL) -> str:
     env = {"NBP_DATABASE_URL": database_url.render_as_string(hide_password=False), "NBP_LOG_JSON": "false"}
     result = subprocess.run(
@@ -171,14 +239,11 @@ async def test_a_rebuild_lands_on_what_intake_kept(history: httpx.AsyncClient, d
         await send(
             history, event(execution_id, status, queued, seconds if status != "running" else None, **fields)
         )
-    hourly, daily = (
-        await rollups(database_url, "execution_rollups_hourly"),
-        await rollups(database_url, "execution_rollups_daily"),
-    )
-    assert hourly
+    tables = [grain.table.removeprefix("history.") for grain, _ in FILL_RUN_ROLLUPS]
+    kept = {table: await rollups(database_url, table) for table in tables}
+    assert all(kept.values())
     assert "rollups rebuilt" in rebuild(database_url)
-    assert await rollups(database_url, "execution_rollups_hourly") == hourly
-    assert await rollups(database_url, "execution_rollups_daily") == daily
+    assert {table: await rollups(database_url, table) for table in tables} == kept
 
 
 async def result_rollups(database_url: URL) -> dict[tuple[int | None, str], tuple[int, float, float, float]]:

@@ -1,12 +1,15 @@
 """Keeping the rollups: one ended run added at intake, and the whole of them rebuilt from the runs table.
 
 Invariants: the hourly rollups are the aggregate of the ended runs in the runs table plus what retention
-removed (``execution_rollups_retired``); the daily rollups are the hourly ones summed per day; the daily
-result rollups are the aggregate of the ended runs' numeric results plus what retention removed
+removed (``execution_rollups_retired``); the six-hourly and daily rollups are the hourly ones summed per
+six hours and per day, the weekly ones the daily ones summed per week; the daily result rollups are the
+aggregate of the ended runs' numeric results plus what retention removed
 (``execution_result_rollups_retired``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, text
@@ -20,13 +23,17 @@ from nbp_history.models import (
     Execution,
     ExecutionResult,
     HourlyRollup,
+    QuarterDailyRollup,
     RetiredResultRollup,
     RetiredRollup,
+    WeeklyRollup,
 )
 from nbp_history.rollups.histogram import bucket_sql
 
-RUNS, HOURLY, DAILY, RETIRED = (
-    f"{SCHEMA}.{model.__tablename__}" for model in (Execution, HourlyRollup, DailyRollup, RetiredRollup)
+RUNS, RETIRED = (f"{SCHEMA}.{model.__tablename__}" for model in (Execution, RetiredRollup))
+HOURLY, QUARTER_DAILY, DAILY, WEEKLY = (
+    f"{SCHEMA}.{model.__tablename__}"
+    for model in (HourlyRollup, QuarterDailyRollup, DailyRollup, WeeklyRollup)
 )
 RESULTS, RESULTS_DAILY, RESULTS_RETIRED = (
     f"{SCHEMA}.{model.__tablename__}" for model in (ExecutionResult, DailyResultRollup, RetiredResultRollup)
@@ -35,6 +42,40 @@ KEY = "period_start, notebook_id, username, status"
 COLUMNS = f"{KEY}, notebook_name, runs, timed_runs, execution_time_sum, duration_histogram"
 RESULT_KEY = "period_start, notebook_id, name"
 RESULT_COLUMNS = f"{RESULT_KEY}, notebook_name, results, value_sum, value_min, value_max"
+
+
+# Every period starts a whole number of its lengths after this Monday (UTC): days at midnight, weeks on
+# Mondays, as PostgreSQL's date_trunc has them; each grain's periods are whole periods of the finer ones.
+ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Grain:
+    """The periods of one run rollup table."""
+
+    name: str
+    table: str
+    length: timedelta
+
+    def period_sql(self, moment: str) -> str:
+        """SQL: the start of the period holding ``moment`` (a timestamptz)."""
+        seconds = int(self.length.total_seconds())
+        return f"date_bin('{seconds} seconds', {moment}, TIMESTAMPTZ '{ORIGIN.isoformat()}')"
+
+    def floor(self, moment: datetime) -> datetime:
+        return ORIGIN + (moment.astimezone(UTC) - ORIGIN) // self.length * self.length
+
+    def ceil(self, moment: datetime) -> datetime:
+        floor = self.floor(moment)
+        return floor if floor == moment else floor + self.length
+
+
+HOUR = Grain("hourly", HOURLY, timedelta(hours=1))
+QUARTER_DAY = Grain("six-hourly", QUARTER_DAILY, timedelta(hours=6))
+DAY = Grain("daily", DAILY, timedelta(days=1))
+WEEK = Grain("weekly", WEEKLY, timedelta(days=7))
+# Finest first; each a whole number of the one before.
+GRAINS = (HOUR, QUARTER_DAY, DAY, WEEK)
 
 
 def _merge_histograms(left: str, right: str) -> str:
@@ -46,10 +87,10 @@ def _merge_histograms(left: str, right: str) -> str:
     )
 
 
-def _add_one(table: str, grain: str) -> Any:
+def _add_one(grain: Grain) -> Any:
     return text(
-        f"INSERT INTO {table} AS r ({COLUMNS})"
-        f" SELECT date_trunc('{grain}', v.queued_at, 'UTC'), v.notebook_id, v.username, v.status,"
+        f"INSERT INTO {grain.table} AS r ({COLUMNS})"
+        f" SELECT {grain.period_sql('v.queued_at')}, v.notebook_id, v.username, v.status,"
         " v.notebook_name, 1, (v.seconds IS NOT NULL)::int, coalesce(v.seconds, 0),"
         " CASE WHEN v.seconds IS NULL THEN '{}'::jsonb"
         f" ELSE jsonb_build_object(({bucket_sql('v.seconds')})::text, 1) END"
@@ -65,13 +106,12 @@ def _add_one(table: str, grain: str) -> Any:
     )
 
 
-_ADD_TO_HOUR = _add_one(HOURLY, "hour")
-_ADD_TO_DAY = _add_one(DAILY, "day")
+_ADD_TO_PERIODS = [_add_one(grain) for grain in GRAINS]
 
 
 async def add_ended_run(session: AsyncSession, record: Execution) -> None:
-    """Count ``record``, which has just ended, in its hour and its day, and its numeric results in its
-    day's result rollups (in the caller's transaction).
+    """Count ``record``, which has just ended, in its period of every grain, and its numeric results in
+    its day's result rollups (in the caller's transaction).
 
     Called once per run: an ended record is never changed again, and the intake applies a run's
     events one at a time (duplicates and stale events change nothing)."""
@@ -83,16 +123,16 @@ async def add_ended_run(session: AsyncSession, record: Execution) -> None:
         "notebook_name": record.notebook_name,
         "seconds": record.execution_time_seconds,
     }
-    await session.execute(_ADD_TO_HOUR, values)
-    await session.execute(_ADD_TO_DAY, values)
+    for add in _ADD_TO_PERIODS:
+        await session.execute(add, values)
     await session.execute(_ADD_RUN_RESULTS, {"execution_id": record.id})
 
 
-def _aggregate(source: str, grain: str) -> str:
+def _aggregate(source: str, grain: Grain) -> str:
     """SQL: rollup rows of ``grain`` from rows with the rollup columns (``source``), summed per key."""
     return f"""
         WITH rows_ AS (
-            SELECT date_trunc('{grain}', period_start, 'UTC') AS period_start, notebook_id, username, status,
+            SELECT {grain.period_sql("period_start")} AS period_start, notebook_id, username, status,
                    notebook_name, runs, timed_runs, execution_time_sum, duration_histogram
             FROM {source} AS source_
         ), totals AS (
@@ -141,8 +181,8 @@ def ended_runs_as_rows(source: str) -> str:
     """
 
 
-def add_rows(table: str, rows: str, grain: str = "hour") -> str:
-    """SQL: ``rows`` (rollup-shaped) summed per key of ``grain`` and added to ``table``."""
+def add_rows(table: str, rows: str, grain: Grain = HOUR) -> str:
+    """SQL: ``rows`` (rollup-shaped) summed per period of ``grain`` and key, and added to ``table``."""
     return (
         f"INSERT INTO {table} AS r ({COLUMNS}) {_aggregate(f'({rows})', grain)}"
         f" ON CONFLICT ({KEY}) DO UPDATE SET runs = r.runs + EXCLUDED.runs,"
@@ -181,24 +221,35 @@ def add_result_rows(table: str, rows: str) -> str:
 
 _ADD_RUN_RESULTS = text(add_result_rows(RESULTS_DAILY, ended_results_as_rows(RUNS, "e.id = :execution_id")))
 
-# Filling empty rollups from the runs table and the retired totals: hours, then days from the hours; the
-# results' days.
+# Filling empty rollups from the runs table and the retired totals: hours, then six hours and days from
+# the hours, weeks from the days; the results' days.
 FILL_HOURLY = add_rows(HOURLY, f"{ended_runs_as_rows(RUNS)} UNION ALL SELECT {COLUMNS} FROM {RETIRED}")
-FILL_DAILY = add_rows(DAILY, f"SELECT {COLUMNS} FROM {HOURLY}", "day")
+FILL_QUARTER_DAILY = add_rows(QUARTER_DAILY, f"SELECT {COLUMNS} FROM {HOURLY}", QUARTER_DAY)
+FILL_DAILY = add_rows(DAILY, f"SELECT {COLUMNS} FROM {HOURLY}", DAY)
+FILL_WEEKLY = add_rows(WEEKLY, f"SELECT {COLUMNS} FROM {DAILY}", WEEK)
+# Every run rollup from the runs table, in order.
+FILL_RUN_ROLLUPS = (
+    (HOUR, FILL_HOURLY),
+    (QUARTER_DAY, FILL_QUARTER_DAILY),
+    (DAY, FILL_DAILY),
+    (WEEK, FILL_WEEKLY),
+)
 FILL_RESULTS_DAILY = add_result_rows(
     RESULTS_DAILY, f"{ended_results_as_rows(RUNS)} UNION ALL SELECT {RESULT_COLUMNS} FROM {RESULTS_RETIRED}"
 )
 
 
-async def rebuild(session: AsyncSession) -> tuple[int, int, int]:
+async def rebuild(session: AsyncSession) -> dict[str, int]:
     """Recompute every rollup from the runs table and the retired totals, in one transaction; returns
-    the numbers of hourly, daily and daily result rows. Event intake waits meanwhile (seconds per million
-    runs): an event recorded during the rebuild would otherwise be counted twice or not at all."""
-    await session.execute(text(f"LOCK TABLE {HOURLY}, {DAILY}, {RESULTS_DAILY} IN EXCLUSIVE MODE"))
-    counts = []
-    for table, fill in ((HOURLY, FILL_HOURLY), (DAILY, FILL_DAILY), (RESULTS_DAILY, FILL_RESULTS_DAILY)):
+    the number of rows of each rollup ("hourly", ..., "daily result"). Event intake waits meanwhile
+    (seconds per million runs): an event recorded during the rebuild would otherwise be counted twice
+    or not at all."""
+    fills = [(grain.name, grain.table, fill) for grain, fill in FILL_RUN_ROLLUPS]
+    fills.append(("daily result", RESULTS_DAILY, FILL_RESULTS_DAILY))
+    await session.execute(text(f"LOCK TABLE {', '.join(t for _, t, _ in fills)} IN EXCLUSIVE MODE"))
+    counts = {}
+    for name, table, fill in fills:
         await session.execute(text(f"DELETE FROM {table}"))
-        counts.append(cast(CursorResult[Any], await session.execute(text(fill))).rowcount)
+        counts[name] = cast(CursorResult[Any], await session.execute(text(fill))).rowcount
     await session.commit()
-    hourly, daily, results = counts
-    return hourly, daily, results
+    return counts

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from nbp_common.auth import Reader, owner_scope
-from nbp_common.db import AutocommitSessionDep
+from nbp_common.db import DatabaseDep
 
 from nbp_history.rollups.schemas import ExecutionStats
 from nbp_history.rollups.stats import stats
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/db/executions", tags=["executions"])
 
 @router.get("/stats", response_model=ExecutionStats)
 async def execution_stats(
-    session: AutocommitSessionDep,
+    database: DatabaseDep,
     caller: Reader,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -27,5 +27,6 @@ async def execution_stats(
 ) -> Any:
     """Counts by status, success rate, and p50/p95 duration of completed runs per notebook, over a window
     (default: the 7 days before `until`, which defaults to now), widened to whole hours. Read from the
-    rollups: as fast over a month of a million runs as over an hour."""
-    return await stats(session, since, until, username, notebook_id, owner_scope(caller))
+    rollups (whole weeks, days, six hours and hours): a month of a million runs is a few dozen rows
+    per notebook."""
+    return await stats(database, since, until, username, notebook_id, owner_scope(caller))
