@@ -87,26 +87,29 @@ def _merge_histograms(left: str, right: str) -> str:
     )
 
 
-def _add_one(grain: Grain) -> Any:
-    return text(
+# The ended run's values, as the row ``v`` the statements below add.
+_ENDED_RUN = (
+    "SELECT CAST(:queued_at AS timestamptz) AS queued_at, CAST(:notebook_id AS bigint) AS notebook_id,"
+    " CAST(:username AS text) AS username, CAST(:status AS text) AS status,"
+    " CAST(:notebook_name AS text) AS notebook_name, CAST(:seconds AS double precision) AS seconds"
+)
+
+
+def _add_one(grain: Grain) -> str:
+    """SQL: the run ``v`` added to its period of ``grain``."""
+    return (
         f"INSERT INTO {grain.table} AS r ({COLUMNS})"
         f" SELECT {grain.period_sql('v.queued_at')}, v.notebook_id, v.username, v.status,"
         " v.notebook_name, 1, (v.seconds IS NOT NULL)::int, coalesce(v.seconds, 0),"
         " CASE WHEN v.seconds IS NULL THEN '{}'::jsonb"
         f" ELSE jsonb_build_object(({bucket_sql('v.seconds')})::text, 1) END"
-        " FROM (SELECT CAST(:queued_at AS timestamptz) AS queued_at,"
-        " CAST(:notebook_id AS bigint) AS notebook_id, CAST(:username AS text) AS username,"
-        " CAST(:status AS text) AS status,"
-        " CAST(:notebook_name AS text) AS notebook_name, CAST(:seconds AS double precision) AS seconds) AS v"
+        " FROM v"
         f" ON CONFLICT ({KEY}) DO UPDATE SET runs = r.runs + 1,"
         " timed_runs = r.timed_runs + EXCLUDED.timed_runs,"
         " execution_time_sum = r.execution_time_sum + EXCLUDED.execution_time_sum,"
         " notebook_name = coalesce(EXCLUDED.notebook_name, r.notebook_name),"
         f" duration_histogram = {_merge_histograms('r.duration_histogram', 'EXCLUDED.duration_histogram')}"
     )
-
-
-_ADD_TO_PERIODS = [_add_one(grain) for grain in GRAINS]
 
 
 async def add_ended_run(session: AsyncSession, record: Execution) -> None:
@@ -123,9 +126,7 @@ async def add_ended_run(session: AsyncSession, record: Execution) -> None:
         "notebook_name": record.notebook_name,
         "seconds": record.execution_time_seconds,
     }
-    for add in _ADD_TO_PERIODS:
-        await session.execute(add, values)
-    await session.execute(_ADD_RUN_RESULTS, {"execution_id": record.id})
+    await session.execute(_ADD_ENDED_RUN, {**values, "execution_id": record.id})
 
 
 def _aggregate(source: str, grain: Grain) -> str:
@@ -219,7 +220,13 @@ def add_result_rows(table: str, rows: str) -> str:
     )
 
 
-_ADD_RUN_RESULTS = text(add_result_rows(RESULTS_DAILY, ended_results_as_rows(RUNS, "e.id = :execution_id")))
+# One statement, one round trip at intake: the run in its period of every grain (data-modifying CTEs
+# all run to completion), its numbers in its day's result rollups.
+_ADD_ENDED_RUN = text(
+    f"WITH v AS ({_ENDED_RUN}), "
+    + ", ".join(f"added_{i} AS ({_add_one(grain)})" for i, grain in enumerate(GRAINS))
+    + f" {add_result_rows(RESULTS_DAILY, ended_results_as_rows(RUNS, 'e.id = :execution_id'))}"
+)
 
 # Filling empty rollups from the runs table and the retired totals: hours, then six hours and days from
 # the hours, weeks from the days; the results' days.
