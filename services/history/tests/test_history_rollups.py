@@ -15,6 +15,7 @@ import httpx
 import pytest
 from nbp_history.rollups.histogram import RELATIVE_ERROR
 from nbp_history.rollups.maintain import FILL_RUN_ROLLUPS, HOUR
+from nbp_history.rollups.schemas import ExecutionStats
 from nbp_history.rollups.stats import cover, rows
 from sqlalchemy.engine import URL
 
@@ -193,7 +194,12 @@ async def test_stats_over_any_window_count_exactly_the_runs_in_it(
             params = {"since": since.isoformat(), "until": until.isoformat()}
             if generator.random() < 0.3:
                 params["username"] = "alice"
-            stats = (await history.get("/db/executions/stats", params=params)).json()
+            response = await history.get("/db/executions/stats", params=params)
+            # Built without validation (model_construct): what it answers is what the model validates.
+            assert (
+                ExecutionStats.model_validate_json(response.text).model_dump(mode="json") == response.json()
+            )
+            stats = response.json()
             rows = await conn.fetch(
                 "SELECT notebook_id, status, count(*) AS n FROM history.notebook_executions"
                 " WHERE queued_at >= $1 AND queued_at < $2 AND ($3::text IS NULL OR username = $3)"

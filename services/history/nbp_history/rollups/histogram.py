@@ -8,7 +8,6 @@ rebuild alike, so both put a value on a bucket boundary in the same bucket.
 
 from __future__ import annotations
 
-import itertools
 import math
 
 SMALLEST_SECONDS = 0.001
@@ -31,10 +30,20 @@ def representative(bucket: int) -> float:
 
 def percentile(counts: dict[int, int], fraction: float) -> float | None:
     """The nearest-rank percentile of the durations counted per bucket."""
+    return percentiles(counts, (fraction,))[0]
+
+
+def percentiles(counts: dict[int, int], fractions: tuple[float, ...]) -> list[float | None]:
+    """The nearest-rank percentiles (``fractions`` ascending) of the durations counted per bucket, in
+    one pass over the buckets."""
     total = sum(counts.values())
     if total == 0:
-        return None
-    rank = max(1, math.ceil(fraction * total))
-    buckets = sorted(counts)
-    cumulative = itertools.accumulate(counts[bucket] for bucket in buckets)
-    return representative(next(b for b, seen in zip(buckets, cumulative, strict=True) if seen >= rank))
+        return [None] * len(fractions)
+    ranks = [max(1, math.ceil(fraction * total)) for fraction in fractions]
+    found: list[float | None] = []
+    seen = 0
+    for bucket in sorted(counts):
+        seen += counts[bucket]
+        while len(found) < len(ranks) and seen >= ranks[len(found)]:
+            found.append(representative(bucket))
+    return found

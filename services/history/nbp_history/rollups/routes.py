@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from nbp_common.auth import Reader, owner_scope
 from nbp_common.db import DatabaseDep
 
@@ -24,9 +23,11 @@ async def execution_stats(
     until: datetime | None = None,
     username: Username = None,
     notebook_id: NotebookId = None,
-) -> Any:
+) -> Response:
     """Counts by status, success rate, and p50/p95 duration of completed runs per notebook, over a window
     (default: the 7 days before `until`, which defaults to now), widened to whole hours. Read from the
-    rollups (whole weeks, days, six hours and hours): a month of a million runs is a few dozen rows
-    per notebook."""
-    return await stats(database, since, until, username, notebook_id, owner_scope(caller))
+    rollups (whole weeks, days, six hours and hours): a month of a million runs is about ten rows per
+    notebook, user and status."""
+    found = await stats(database, since, until, username, notebook_id, owner_scope(caller))
+    # Serialized once, here: response_model would validate the stats again first (it documents them).
+    return Response(found.model_dump_json(), media_type="application/json")

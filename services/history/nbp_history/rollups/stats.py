@@ -6,6 +6,7 @@ index of the runs table. The window is widened to whole hours, the finest grain,
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +16,7 @@ from nbp_common.errors import Invalid
 from nbp_common.events import STATUSES, TERMINAL, ExecutionStatus
 
 from nbp_history.models import LIVE_CONDITION
-from nbp_history.rollups.histogram import percentile
+from nbp_history.rollups.histogram import percentiles
 from nbp_history.rollups.maintain import GRAINS, HOUR, RUNS, Grain
 from nbp_history.rollups.schemas import ExecutionStats, NotebookStats
 
@@ -30,6 +31,8 @@ def rows(periods: Periods) -> int:
     return sum((end - start) // grain.length for grain, start, end, _ in periods)
 
 
+# A window's cover is the same for an hour (until defaults to now, widened to the hour): kept, a few.
+@functools.lru_cache(maxsize=64)
 def cover(since: datetime, until: datetime) -> Periods:
     """``[since, until)`` (whole hours) as the fewest whole periods: those of the coarsest grains inside
     it, or a coarser period reaching past an edge with what lies beyond the edge taken away (the first
@@ -149,7 +152,9 @@ async def stats(
     ]
     notebooks.sort(key=lambda n: (-n.total, n.notebook_id is None, n.notebook_id or 0))
     by_status = {status: sum(by[status] for by in per_status.values()) for status in STATUSES}
-    return ExecutionStats(
+    # Built from values of the right types by construction: validating them again would cost more than
+    # computing them.
+    return ExecutionStats.model_construct(
         since=since,
         until=until,
         total=sum(by_status.values()),
@@ -167,13 +172,14 @@ def _rate(by_status: dict[str, int]) -> float | None:
 def _notebook_stats(
     nb_id: int | None, name: str | None, by_status: dict[str, int], durations: dict[int, int]
 ) -> NotebookStats:
-    return NotebookStats(
+    p50, p95 = percentiles(durations, (0.50, 0.95))
+    return NotebookStats.model_construct(
         notebook_id=nb_id,
         notebook_name=name,
         total=sum(by_status.values()),
         completed=by_status[ExecutionStatus.COMPLETED],
         failed=sum(by_status[s] for s in FAILED),
         success_rate=_rate(by_status),
-        p50_duration_seconds=percentile(durations, 0.50),
-        p95_duration_seconds=percentile(durations, 0.95),
+        p50_duration_seconds=p50,
+        p95_duration_seconds=p95,
     )
