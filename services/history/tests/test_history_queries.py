@@ -104,6 +104,17 @@ async def test_stats_window_and_filters(history: httpx.AsyncClient, runs: None) 
     assert (empty["total"], empty["success_rate"], empty["notebooks"]) == (0, None, [])
 
 
+async def test_stats_times_without_a_zone_are_utc(history: httpx.AsyncClient, runs: None) -> None:
+    since, until = NOW - timedelta(days=60), NOW + timedelta(hours=1)
+    naive = {"since": since.replace(tzinfo=None).isoformat(), "until": until.replace(tzinfo=None).isoformat()}
+    zoned = {"since": since.isoformat(), "until": until.isoformat()}
+    only_since = {"since": since.replace(tzinfo=None).isoformat()}
+    answers = [(await history.get("/db/executions/stats", params=p)) for p in (naive, zoned, only_since)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert answers[0].json() == answers[1].json()
+    assert answers[0].json()["total"] == answers[2].json()["total"] == 6
+
+
 async def test_bad_queries_are_422(history: httpx.AsyncClient) -> None:
     cases = [
         ("/db/executions", {"status": "exploded"}, "query.status"),
@@ -111,6 +122,9 @@ async def test_bad_queries_are_422(history: httpx.AsyncClient) -> None:
         ("/db/executions", {"limit": 0}, "query.limit"),
         ("/db/executions", {"notebook_id": -1}, "query.notebook_id"),
         ("/db/executions/stats", {"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "since"),
+        ("/db/executions/stats", {"since": "2026-01-02T00:00:00", "until": "2026-01-01T00:00:00Z"}, "since"),
+        ("/db/executions/stats", {"until": "0001-01-02T00:00:00Z"}, "until"),
+        ("/db/executions/stats", {"until": "9999-12-31T23:30:00Z"}, "until"),
         ("/db/executions/abc", {}, "path.id"),
         ("/db/executions/notebook/0", {}, "path.id"),
     ]

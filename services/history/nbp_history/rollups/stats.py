@@ -64,6 +64,10 @@ def cover(since: datetime, until: datetime) -> Periods:
     return best(since, until, len(GRAINS) - 1)
 
 
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _aligned(grain: Grain, moment: datetime) -> set[datetime]:
     """The starts of ``grain``'s periods at or next to ``moment`` (none past the calendar's end)."""
     found = {grain.floor(moment)}
@@ -80,8 +84,16 @@ async def stats(
     notebook_id: int | None = None,
     owner: str | None = None,
 ) -> ExecutionStats:
-    until = until or datetime.now(UTC)
-    since = since or until - DEFAULT_WINDOW
+    # A time without a zone is UTC, as in the list filters (asyncpg sends a naive datetime so).
+    until = _utc(until) if until is not None else datetime.now(UTC)
+    try:
+        since = _utc(since) if since is not None else until - DEFAULT_WINDOW
+    except OverflowError:
+        raise Invalid.field(
+            "until",
+            "range",
+            f"without since, the {DEFAULT_WINDOW.days} days before until must be after the year 1",
+        ) from None
     if since >= until:
         raise Invalid.field("since", "before_until", "since must be earlier than until")
     try:
