@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import redirect, session
+from flask import Flask, redirect, request, session
 from flask_appbuilder import expose
 from flask_appbuilder.security.manager import AUTH_OAUTH
 from flask_appbuilder.security.views import AuthOAuthView
@@ -133,3 +133,22 @@ class PlatformSecurityManager(SupersetSecurityManager):
 
 
 CUSTOM_SECURITY_MANAGER = PlatformSecurityManager
+
+# Where Superset's pages send their usage events (a beacon, also as the login page navigates away).
+EVENT_LOG_PATH = "/superset/log/"
+
+
+def refuse_anonymous_event_log() -> Response | None:
+    """An anonymous browser's event beacon is refused before anything writes its session. Flask-Login
+    (loading the anonymous user) and Flask-AppBuilder's access check (flashing a message) both did, so the
+    answer carried the session the beacon was sent with: arriving after the redirect to Keycloak, it erased
+    the sign-in's OAuth state, and the sign-in failed at random. Only the session is read here: the user id
+    Flask-Login keeps in it."""
+    if request.path == EVENT_LOG_PATH and "_user_id" not in session:
+        return Response(status=401)
+    return None
+
+
+def FLASK_APP_MUTATOR(app: Flask) -> None:
+    # First of the app's request hooks: none of them runs for a refused beacon.
+    app.before_request_funcs.setdefault(None, []).insert(0, refuse_anonymous_event_log)
