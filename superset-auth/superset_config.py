@@ -58,6 +58,30 @@ SESSION_COOKIE_SECURE = SECURE
 SESSION_COOKIE_SAMESITE = "Lax"
 PERMANENT_SESSION_LIFETIME = timedelta(hours=8)
 WTF_CSRF_ENABLED = True
+# No cross-origin callers (Superset's default lets two map-tile hosts call it from their pages).
+ENABLE_CORS = False
+
+# Pages load nothing from outside the platform: Superset's default policy lets the browser fetch a
+# telemetry pixel and map tiles from third parties; ours allows only Superset itself.
+TALISMAN_ENABLED = True
+TALISMAN_CONFIG = {
+    "content_security_policy": {
+        "base-uri": ["'self'"],
+        "default-src": ["'self'"],
+        "img-src": ["'self'", "blob:", "data:"],
+        "worker-src": ["'self'", "blob:"],
+        "connect-src": ["'self'"],
+        "object-src": "'none'",
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "font-src": ["'self'"],
+        "script-src": ["'self'", "'strict-dynamic'"],
+    },
+    "content_security_policy_nonce_in": ["script-src"],
+    # The ingress terminates TLS; the session cookie's flags are the ones above.
+    "force_https": False,
+    "session_cookie_secure": SECURE,
+    "session_cookie_samesite": SESSION_COOKIE_SAMESITE,
+}
 
 # No Redis, no Celery: in-process caches, in-memory rate limits, no async queries or reports.
 CACHE_CONFIG = {"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": 300}

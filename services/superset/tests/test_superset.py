@@ -220,6 +220,34 @@ async def test_an_anonymous_event_beacon_leaves_the_sign_in_state_alone(
         await context.close()
 
 
+async def test_superset_pages_load_nothing_from_outside_the_platform(
+    browser: Any, superset: SupersetServer
+) -> None:
+    """Superset's default policy lets its pages fetch a telemetry pixel and map tiles from third parties;
+    the platform's pages reach only the platform."""
+    context = await new_context(browser, superset)
+    try:
+        page = await context.new_page()
+        requests: list[Any] = []
+        page.on("request", lambda request: requests.append(request))
+        response = await page.goto("/login/")
+        await page.get_by_text("Sign in with Keycloak").wait_for()
+        await page.wait_for_load_state("networkidle")
+        # What the policy blocked never left the browser.
+        sent = {urlparse(request.url).hostname for request in requests if request.failure != "csp"}
+        assert sent == {urlparse(superset.url).hostname}
+        assert "access-control-allow-origin" not in response.headers
+        policy = dict(
+            directive.strip().split(" ", 1)
+            for directive in response.headers["content-security-policy"].split(";")
+        )
+        assert policy["default-src"] == "'self'"
+        assert policy["img-src"] == "'self' blob: data:"
+        assert policy["connect-src"] == "'self'"
+    finally:
+        await context.close()
+
+
 async def test_the_runs_dashboard_shows_the_runs_made_through_the_api(
     browser: Any, superset: SupersetServer, keycloak: LocalKeycloak, runs: dict[str, Any]
 ) -> None:
