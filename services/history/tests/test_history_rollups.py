@@ -14,7 +14,7 @@ import asyncpg
 import httpx
 import pytest
 from nbp_history.rollups.histogram import RELATIVE_ERROR
-from nbp_history.rollups.maintain import FILL_RUN_ROLLUPS, HOUR
+from nbp_history.rollups.maintain import FILL_RUN_ROLLUPS, HOUR, WEEK
 from nbp_history.rollups.schemas import ExecutionStats
 from nbp_history.rollups.stats import cover, rows
 from sqlalchemy.engine import URL
@@ -219,6 +219,35 @@ async def test_stats_over_any_window_count_exactly_the_runs_in_it(
             assert {n["notebook_id"]: n["total"] for n in stats["notebooks"]} == per_notebook, params
     finally:
         await conn.close()
+
+
+async def test_rollups_out_of_step_still_answer(history: httpx.AsyncClient, database_url: URL) -> None:
+    # As after a rolling update that added a rollup (the old pods did not keep it): the stats subtract
+    # finer rollups from a coarser one that misses runs, and answer (off by those runs) until a rebuild.
+    monday = WEEK.floor(NOW - timedelta(days=21))
+    for execution_id in range(1, 21):
+        # Ten in the first hour of the week, ten later in it.
+        queued = monday + (
+            timedelta(minutes=10 + execution_id)
+            if execution_id <= 10
+            else timedelta(days=2, hours=execution_id)
+        )
+        await send(history, event(execution_id, "completed", queued, 2.0**execution_id))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await conn.execute("DELETE FROM history.execution_rollups_weekly")
+    finally:
+        await conn.close()
+    # The week without its first hour: the week's rollup, the first hour's taken away.
+    params = {
+        "since": (monday + timedelta(hours=1)).isoformat(),
+        "until": (monday + timedelta(days=7)).isoformat(),
+    }
+    assert rows(cover(monday + timedelta(hours=1), monday + timedelta(days=7))) == 2
+    assert (await history.get("/db/executions/stats", params=params)).status_code == 200
+    assert "rollups rebuilt" in rebuild(database_url)
+    stats = (await history.get("/db/executions/stats", params=params)).json()
+    assert stats["by_status"]["completed"] == 10
 
 
 def rebuild(database_url: URL) -> str:

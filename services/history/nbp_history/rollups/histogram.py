@@ -37,7 +37,7 @@ def percentiles(counts: dict[int, int], fractions: tuple[float, ...]) -> list[fl
     """The nearest-rank percentiles (``fractions`` ascending) of the durations counted per bucket, in
     one pass over the buckets."""
     total = sum(counts.values())
-    if total == 0:
+    if total <= 0:  # below 0 only from rollups out of step with each other (see rebuild-rollups)
         return [None] * len(fractions)
     ranks = [max(1, math.ceil(fraction * total)) for fraction in fractions]
     found: list[float | None] = []
