@@ -41,6 +41,16 @@ DAYS = 30
 REPEAT = 9
 TARGET = 0.5
 BASELINE = "SELECT count(*) FROM history.notebook_executions"
+# For comparison, not a target: "Recorded results over time" as it read before the results rollup, the
+# raw results joined to their runs (the run_results dataset), grouped per day, notebook and result.
+RAW_RESULTS_OVER_TIME = """
+    SELECT date_trunc('day', r.recorded_at) AS day, COALESCE(e.notebook_name, e.input_path) AS notebook,
+           r.name AS result, AVG(r.value_numeric) AS mean_value
+    FROM history.execution_results AS r
+    JOIN history.notebook_executions AS e ON e.id = r.execution_id
+    WHERE r.value_numeric IS NOT NULL AND r.recorded_at >= now() - interval '30 days'
+    GROUP BY 1, 2, 3 ORDER BY 1 LIMIT 10000
+"""
 
 # Every 10th run records two results; owners are in one group, two, or none (by notebook).
 RESULTS_SQL = """
@@ -157,6 +167,11 @@ async def measure(reader_dsn: str, charts: dict[str, dict[str, Any]]) -> bool:
                     f"{'' if ok else '  MISSED'}"
                 )
                 print(f"{'':<4}reads: {'; '.join(sorted(read))}")
+        raw, rows, read = await timed(conn, RAW_RESULTS_OVER_TIME)
+        print(
+            f"\nfor comparison, 'Recorded results over time' on the raw results (before the rollup): "
+            f"{raw:.1f} ms, {raw / baseline:.2f}x base, {rows} rows\n{'':<4}reads: {'; '.join(sorted(read))}"
+        )
         return met
     finally:
         await conn.close()
