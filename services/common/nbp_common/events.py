@@ -34,6 +34,17 @@ TERMINAL: frozenset[ExecutionStatus] = frozenset(
 # The CHECK constraint of every table with a run's status in it.
 STATUS_CHECK = "status IN (" + ", ".join(f"'{s}'" for s in STATUSES) + ")"
 
+# Bounds on the record's numbers: PostgreSQL's float8 arithmetic raises on overflow (it never yields
+# infinity), so a number is bounded where the history adds it up. A run's duration: about 31.7 years,
+# far beyond the longest timeout a run may have, and small enough that no count of runs can overflow the
+# rollups' sums nor the duration histogram's bucket arithmetic (ln of the duration over 1 ms).
+MAX_EXECUTION_TIME_SECONDS = 10**9
+# A recorded number's magnitude: a googol keeps every realistic metric, and leaves room for any count of
+# them in a daily result rollup's sum and in PostgreSQL's avg/stddev over the raw numbers (what a
+# Superset chart asks: they square the spread times the count; 1e200 and -1e200 already overflow). A
+# number beyond it is recorded as ``value_json``, exactly (``recorded_result``).
+MAX_RESULT_MAGNITUDE = 1e100
+
 # Our earlier field names -> the prototype's.
 LEGACY_FIELD_NAMES = {"parameters": "parameters_used", "duration_seconds": "execution_time_seconds"}
 
@@ -59,8 +70,29 @@ class RecordedResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=255)
-    value_numeric: float | None = None
+    value_numeric: float | None = Field(
+        default=None,
+        ge=-MAX_RESULT_MAGNITUDE,
+        le=MAX_RESULT_MAGNITUDE,
+        allow_inf_nan=False,
+        description=f"A number recorded, finite and of magnitude at most {MAX_RESULT_MAGNITUDE:g} (so"
+        " that the history's sums and averages of them cannot overflow); any other value is in value_json.",
+    )
     value_json: Any | None = None
+
+
+def recorded_result(name: str, value: Any) -> RecordedResult:
+    """What ``nbp.record(name, value)`` is recorded as: a number within the bounds (a bool is no number)
+    in ``value_numeric``, any other value, a larger number included, exactly in ``value_json``."""
+    numeric = (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        # compared exactly: an int too large for a float (10**400 is valid JSON) is just larger
+        and -MAX_RESULT_MAGNITUDE <= value <= MAX_RESULT_MAGNITUDE
+    )
+    if numeric:
+        return RecordedResult(name=name, value_numeric=float(value))
+    return RecordedResult(name=name, value_json=value)
 
 
 class RunRecord(BaseModel):
@@ -129,6 +161,16 @@ class ExecutionEvent(RunRecord):
 
     event_id: uuid.UUID
     execution_id: int = Field(ge=1, le=2**63 - 1)
+    # Bounded where a record comes in; an answer says what is stored, a row restored from before included.
+    execution_time_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_EXECUTION_TIME_SECONDS,
+        allow_inf_nan=False,
+        description="From start to end of the run's last attempt: finite, at most"
+        f" {MAX_EXECUTION_TIME_SECONDS:,} s (about 31.7 years, far beyond any run's timeout), so that"
+        " the history's rollups of durations cannot overflow.",
+    )
     occurred_at: datetime
     error: ErrorDetails | None = None
     results: list[RecordedResult] = Field(default_factory=list, max_length=1000)

@@ -91,6 +91,32 @@ async def test_registered_notebook_gets_defaults_overlaid_by_the_request(
     assert field_rules(response.json()) == {"parameters.alpha": "type"}
 
 
+async def test_numbers_beyond_the_records_bounds_are_recorded_exactly_as_json(
+    platform: Platform, notebook: Notebook
+) -> None:
+    # 10**400 is valid JSON but no float; 1e308 is a float whose daily sum over two runs of one notebook
+    # overflows PostgreSQL's float8. Both are kept exactly in value_json and every run's ending arrives.
+    folder = platform.user("big")
+    notebook(
+        folder / "big.ipynb",
+        "import nbp\nnbp.record('huge', -10**400)\nnbp.record('large', 1e308)\nnbp.record('fine', 1e100)",
+    )
+    expected = {
+        "huge": (None, -(10**400)),
+        "large": (None, 10**308),  # jsonb keeps the decimal the JSON 1e+308 denotes, read back an int
+        "fine": (1e100, None),
+    }
+    for _ in range(2):
+        response = await platform.client.post(
+            "/execute", json={"username": "big", "notebook_path": "big.ipynb", "parameters": {}}
+        )
+        run = response.json()
+        assert run["status"] == "completed", run
+        record = await platform.history(run["id"], "completed")
+        for results in (run["results"], record["results"]):
+            assert {r["name"]: (r["value_numeric"], r["value_json"]) for r in results} == expected
+
+
 async def test_notebook_without_parameters_cell_still_runs(platform: Platform, notebook: Notebook) -> None:
     folder = platform.user("noparam")
     notebook(folder / "plain.ipynb", "import nbp\nnbp.record('n', n + 1)")

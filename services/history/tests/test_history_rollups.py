@@ -3,6 +3,7 @@ stats read from them within their stated error, each ended run's numeric results
 rebuild that lands on what intake kept."""
 
 import asyncio
+import json
 import math
 import random
 import subprocess
@@ -13,8 +14,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import httpx
 import pytest
+from nbp_common.events import MAX_EXECUTION_TIME_SECONDS, MAX_RESULT_MAGNITUDE
 from nbp_history.rollups.histogram import RELATIVE_ERROR
-from nbp_history.rollups.maintain import FILL_RUN_ROLLUPS, HOUR, WEEK
+from nbp_history.rollups.maintain import DAY, FILL_RUN_ROLLUPS, HOUR, WEEK
 from nbp_history.rollups.schemas import ExecutionStats
 from nbp_history.rollups.stats import cover, rows
 from sqlalchemy.engine import URL
@@ -333,3 +335,80 @@ async def test_an_ended_runs_numbers_are_rolled_up_once(
     assert await result_rollups(database_url) == expected
     assert "3 daily result rows" in rebuild(database_url)
     assert await result_rollups(database_url) == expected
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "rule"),
+    [
+        ({"execution_time_seconds": 1e306}, "execution_time_seconds", "less_than_equal"),
+        ({"execution_time_seconds": float("inf")}, "execution_time_seconds", "finite_number"),
+        ({"execution_time_seconds": float("nan")}, "execution_time_seconds", "finite_number"),
+        ({"results": [{"name": "x", "value_numeric": 1e308}]}, "results[0].value_numeric", "less_than_equal"),
+        (
+            {"results": [{"name": "x", "value_numeric": -1e308}]},
+            "results[0].value_numeric",
+            "greater_than_equal",
+        ),
+        (
+            {"results": [{"name": "x", "value_numeric": float("inf")}]},
+            "results[0].value_numeric",
+            "finite_number",
+        ),
+        (
+            {"results": [{"name": "x", "value_numeric": float("nan")}]},
+            "results[0].value_numeric",
+            "finite_number",
+        ),
+    ],
+)
+async def test_a_number_the_rollups_cannot_add_is_refused_naming_its_field(
+    history: httpx.AsyncClient, database_url: URL, change: dict, field: str, rule: str
+) -> None:
+    # Two runs of one notebook on one day: their durations share a bucket's arithmetic and their numbers
+    # one daily sum (1e308 + 1e308 overflows float8). Each is refused, naming the field and its rule.
+    queued = NOW.replace(hour=12, minute=0) - timedelta(days=1)
+    for execution_id in (3, 6):
+        body = {**event(execution_id, "completed", queued, 1.0), **change}
+        response = await history.post(
+            "/internal/events",
+            content=json.dumps(body),  # allow_nan: the Infinity and NaN Python's JSON reader takes
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 422, response.text
+        assert {e["field"]: e["rule"] for e in response.json()["errors"]} == {field: rule}
+        assert (await history.get(f"/db/executions/{execution_id}")).status_code == 404
+    assert await result_rollups(database_url) == {}
+    assert await rollups(database_url, HOUR.table.removeprefix("history.")) == []
+
+
+async def test_the_largest_numbers_allowed_roll_up_and_rebuild(
+    history: httpx.AsyncClient, database_url: URL
+) -> None:
+    # The bounds leave room: many runs of one notebook on one day at the bounds sum without overflow,
+    # at intake and on a rebuild, and PostgreSQL's avg/stddev over the raw numbers (what a Superset
+    # chart over execution_results asks) stay finite.
+    queued = NOW.replace(hour=12, minute=0) - timedelta(days=1)
+    values = [MAX_RESULT_MAGNITUDE, MAX_RESULT_MAGNITUDE, -MAX_RESULT_MAGNITUDE, MAX_RESULT_MAGNITUDE]
+    for n, value in enumerate(values):
+        body = scored(3 * (n + 1), "completed", queued, {"x": value}, username="alice")
+        body["execution_time_seconds"] = float(MAX_EXECUTION_TIME_SECONDS)
+        assert await send(history, body) == "applied"
+    expected = {(1, "x"): (4, 2 * MAX_RESULT_MAGNITUDE, -MAX_RESULT_MAGNITUDE, MAX_RESULT_MAGNITUDE)}
+    assert await result_rollups(database_url) == expected
+    daily = await rollups(database_url, DAY.table.removeprefix("history."))
+    assert [(row["timed_runs"], row["execution_time_sum"]) for row in daily] == [
+        (4, 4 * MAX_EXECUTION_TIME_SECONDS)
+    ]
+    stats = (await history.get("/db/executions/stats")).json()
+    assert stats["notebooks"][0]["completed"] == 4
+    assert "rollups rebuilt" in rebuild(database_url)
+    assert await result_rollups(database_url) == expected
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        average, spread = await conn.fetchrow(
+            "SELECT avg(value_numeric), stddev(value_numeric) FROM history.execution_results"
+        )
+    finally:
+        await conn.close()
+    assert average == pytest.approx(MAX_RESULT_MAGNITUDE / 2)
+    assert math.isfinite(spread)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import nbformat
 from nbp import RESULT_MIME_TYPE
 from nbp_common.errors import Invalid, NotFound
-from nbp_common.events import RecordedResult
+from nbp_common.events import RecordedResult, recorded_result
 from papermill.inspection import inspect_notebook
 
 
@@ -72,12 +71,6 @@ def recorded_results(nb: Any) -> list[RecordedResult]:
             name = payload["name"][:255]
             if not name:
                 continue
-            value = payload.get("value")
-            numeric = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
             found.pop(name, None)
-            found[name] = RecordedResult(
-                name=name,
-                value_numeric=float(value) if numeric and value is not None else None,
-                value_json=None if numeric else value,
-            )
+            found[name] = recorded_result(name, payload.get("value"))
     return list(found.values())[:1000]
